@@ -1,0 +1,195 @@
+"""The ingest core, plain Python: files -> validated, canonical rows -> warehouse.
+
+Per source file: read the header and decide its layout (refusing files without
+the required columns), stream the rows in batches, validate each batch
+(structure, then values with pandera), write valid rows as canonical Parquet and
+rejected rows with their reasons to a staging folder, then merge the file into
+the warehouse in one transaction. Prefect flows and the CLI both call ``ingest``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from flows.sources.files import OVERFLOW, ROW, SourceFile, land, read_header, scan
+from schemas.errors import AwardwatchError, InputError
+from schemas.layouts import Layout, current_columns, detect
+from schemas.transaction import canonical_schema
+from schemas.validate import REASONS, structure_reasons, value_reasons
+from transforms.transactions import canonical, derive_keys, normalise_text, to_current_layout
+from warehouse import db, load, runs
+from warehouse.runs import Counts
+
+KEY = load.KEY
+
+
+@dataclass
+class Progress:
+    """Callbacks for a progress display; all optional."""
+
+    on_file: Callable[[str, int], None] = lambda name, size: None
+    on_rows: Callable[[int], None] = lambda rows: None
+
+
+@dataclass
+class FileResult:
+    name: str
+    layout: str
+    counts: Counts
+    seconds: float
+    extra_columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    counts: Counts
+    files: list[FileResult]
+    seconds: float
+    message: str | None = None
+
+
+def ingest(
+    paths: list[Path],
+    *,
+    warehouse: Path,
+    source: str = "file",
+    command: str = "ingest",
+    parameters: dict | None = None,
+    batch_rows: int = 50_000,
+    max_rejected_share: float = 0.05,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Loads contract-transaction files (CSV, ZIP of CSVs, or folders of them) into the warehouse.
+
+    Raises an ``AwardwatchError`` with a one-line message when a file cannot be read
+    or too many of its rows are rejected; the run is then recorded as failed. Files
+    loaded before the failure stay loaded (each commits on its own)."""
+    progress = progress or Progress()
+    started = time.perf_counter()
+    con = db.connect(warehouse, threads=threads)
+    run = runs.start(con, command, parameters or {"paths": [str(p) for p in paths]})
+    staging = Path(warehouse).parent / "staging" / run.run_id
+    results: list[FileResult] = []
+    try:
+        for i, f in enumerate(land(paths, staging / "landed")):
+            t0 = time.perf_counter()
+            progress.on_file(f.name, f.path.stat().st_size)
+            staged, layout = stage_file(f, staging / f"{i:04d}", source, batch_rows, max_rejected_share, progress)
+            counts = load.load_file(con, run.run_id, staged, time.perf_counter() - t0)
+            run.counts += counts
+            results.append(FileResult(f.name, layout.name, counts, time.perf_counter() - t0, list(layout.extra)))
+        runs.finish(con, run, "succeeded")
+        return RunResult(run.run_id, "succeeded", run.counts, results, time.perf_counter() - started)
+    except AwardwatchError as exc:
+        runs.finish(con, run, "failed", str(exc))
+        raise
+    except BaseException as exc:
+        runs.finish(con, run, "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        raise
+    finally:
+        con.close()
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def stage_file(
+    f: SourceFile, out: Path, source: str, batch_rows: int, max_rejected_share: float, progress: Progress
+) -> tuple[load.StagedFile, Layout]:
+    """Reads, validates and transforms one CSV into staged Parquet files."""
+    layout = check_layout(f, read_header(f))
+    out.mkdir(parents=True, exist_ok=True)
+    staged = load.StagedFile(source, f.name, [], [], 0, layout.name, list(layout.extra))
+    reasons: Counter[str] = Counter()
+    rejected = 0
+    batches = scan(f, list(layout.columns)).collect_batches(chunk_size=batch_rows)
+    for i in range(1 << 40):
+        try:
+            raw = next(batches)
+        except StopIteration:
+            break
+        except pl.exceptions.PolarsError as exc:
+            raise InputError(f"{f.name}: cannot parse as CSV after data row {staged.read}: {_first_line(exc)}") from None
+        good, bad = split_batch(raw, layout, f.name)
+        staged.read += raw.height
+        if good.height:
+            path = out / f"rows_{i:05d}.parquet"
+            good.write_parquet(path, compression="lz4", statistics=False)
+            staged.staged.append(path)
+        if bad.height:
+            path = out / f"quarantine_{i:05d}.parquet"
+            bad.write_parquet(path)
+            staged.quarantined.append(path)
+            reasons.update(_reason_kinds(bad))
+            rejected += bad.height
+        progress.on_rows(raw.height)
+    if staged.read and rejected / staged.read > max_rejected_share:
+        top = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common(3))
+        raise InputError(
+            f"{f.name}: {rejected:,} of {staged.read:,} rows ({rejected / staged.read:.1%}) failed validation, over the "
+            f"{max_rejected_share:.0%} limit; nothing from this file was loaded. Most frequent: {top}. "
+            f"To load the valid rows and quarantine the rest, raise --max-rejected."
+        )
+    return staged, layout
+
+
+def check_layout(f: SourceFile, header: list[str]) -> Layout:
+    layout = detect(header)
+    if layout.duplicated:
+        raise InputError(f"{f.name}: header repeats column(s) {', '.join(layout.duplicated)}; cannot tell which to load")
+    if layout.missing_required:
+        raise InputError(
+            f"{f.name}: missing required column(s) {', '.join(layout.missing_required)}; "
+            "expected a USAspending contract-transactions CSV"
+        )
+    return layout
+
+
+def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One batch of text rows -> (canonical valid rows, quarantine rows with reasons)."""
+    text = raw.lazy().pipe(to_current_layout, layout, keep=(ROW, OVERFLOW)).pipe(normalise_text).collect()
+    last = "last_modified_date" if layout.columns[-1] == "last_modified_date" else None
+    structure = structure_reasons(text, overflow=OVERFLOW, header_width=len(layout.columns), last_column=last)
+    values = value_reasons(text.select(list(current_columns())))
+    reasons = pl.DataFrame([structure.alias("s"), values.alias("v")]).select(pl.concat_list("s", "v")).to_series()
+    bad = reasons.list.len() > 0
+    good = text.filter(~bad).lazy().drop(OVERFLOW).pipe(canonical).collect()
+    canonical_schema().validate(good)
+    return good, _quarantine_rows(raw.filter(bad), text.filter(bad), reasons.filter(bad), source_file)
+
+
+def _quarantine_rows(raw: pl.DataFrame, text: pl.DataFrame, reasons: pl.Series, source_file: str) -> pl.DataFrame:
+    """Rejected rows as read (column -> text, JSON), with reasons and their key where it can be formed."""
+    if not raw.height:
+        return pl.DataFrame()
+    values = raw.select(pl.struct(pl.all().exclude(ROW)).struct.json_encode()).to_series()
+    key = text.lazy().pipe(derive_keys).select(KEY).collect().to_series()
+    ident = pl.concat_str([pl.lit(source_file), raw[ROW].cast(pl.String), values], separator="\x1f")
+    return pl.DataFrame(
+        {
+            "quarantine_id": pl.select(ident.hash(seed=0).cast(pl.String)).to_series(),
+            ROW: raw[ROW].cast(pl.Int64),
+            REASONS: reasons,
+            "original_values": values,
+            KEY: key,
+        }
+    )
+
+
+def _reason_kinds(bad: pl.DataFrame) -> Counter[str]:
+    kinds = bad.select(pl.col(REASONS).explode().str.replace(r" \(got .*$", "")).to_series().value_counts()
+    return Counter(dict(zip(kinds[REASONS].to_list(), kinds["count"].to_list())))
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if "not properly escaped" in line or "invalid csv" in line.lower()]
+    return (useful or lines or [type(exc).__name__])[0]

@@ -1,0 +1,138 @@
+"""Pure polars steps from a file's text columns to canonical transactions.
+
+Each function takes and returns a LazyFrame; none does I/O or collects. The
+order in the pipeline is: ``to_current_layout`` -> ``normalise_text`` ->
+(validation on text) -> ``derive_keys`` -> ``typed`` -> ``with_fiscal_year``
+-> ``with_row_hash``.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from schemas.layouts import Layout, current_columns
+
+NONE = "-NONE-"
+MONEY = pl.Decimal(38, 2)
+
+# Identifiers and codes kept as upper-case text (leading zeros are never touched).
+UPPER = (
+    "contract_transaction_unique_key",
+    "contract_award_unique_key",
+    "award_id_piid",
+    "modification_number",
+    "parent_award_id_piid",
+    "parent_award_modification_number",
+    "parent_award_agency_id",
+    "awarding_agency_code",
+    "awarding_sub_agency_code",
+    "awarding_office_code",
+    "funding_agency_code",
+    "funding_sub_agency_code",
+    "funding_office_code",
+    "recipient_uei",
+    "recipient_parent_uei",
+    "cage_code",
+    "product_or_service_code",
+    "award_or_idv_flag",
+    "award_type_code",
+    "idv_type_code",
+    "action_type_code",
+)
+
+_TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")
+
+
+def kinds() -> dict[str, str]:
+    return current_columns()
+
+
+def to_current_layout(lf: pl.LazyFrame, layout: Layout, keep: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """Renames old column names, adds the columns the layout lacks as null text,
+    drops unknown and retired ones, and orders columns as the current layout (then ``keep``)."""
+    lf = lf.rename(layout.renamed)
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in layout.missing]
+    return lf.with_columns(missing).select([*current_columns(), *keep])
+
+
+def normalise_text(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Trims every text value, turns blanks into null and upper-cases identifiers."""
+    cols = list(current_columns())
+    trimmed = [pl.col(c).str.strip_chars() for c in cols]
+    lf = lf.with_columns(trimmed).with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in cols)
+    return lf.with_columns(pl.col(c).str.to_uppercase() for c in UPPER)
+
+
+def _is_idv() -> pl.Expr:
+    flag = pl.col("award_or_idv_flag")
+    return (flag == "IDV").fill_null(pl.col("award_type_code").is_null() & pl.col("idv_type_code").is_not_null())
+
+
+def derive_keys(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Fills ``contract_transaction_unique_key`` and ``contract_award_unique_key`` where a
+    file lacks them, as USAspending forms them. The FPDS agency id (owner of the PIID) is
+    not in the files, so the awarding subtier code stands in for it."""
+    agency, piid, mod = pl.col("awarding_sub_agency_code"), pl.col("award_id_piid"), pl.col("modification_number")
+    parent_agency = pl.col("parent_award_agency_id").fill_null(NONE)
+    parent_piid = pl.col("parent_award_id_piid").fill_null(NONE)
+    txn_no = pl.col("transaction_number").fill_null(NONE)
+    none = pl.lit(NONE)
+    idv = _is_idv()
+    txn_key = (
+        pl.when(idv)
+        .then(pl.concat_str([agency, none, piid, mod, none, none], separator="_"))
+        .otherwise(pl.concat_str([agency, parent_agency, piid, mod, parent_piid, txn_no], separator="_"))
+    )
+    award_key = (
+        pl.when(idv)
+        .then(pl.concat_str([pl.lit("CONT_IDV"), piid, agency], separator="_"))
+        .otherwise(pl.concat_str([pl.lit("CONT_AWD"), piid, agency, parent_piid, parent_agency], separator="_"))
+    )
+    return lf.with_columns(
+        pl.coalesce(pl.col("contract_transaction_unique_key"), txn_key.str.to_uppercase()).alias(
+            "contract_transaction_unique_key"
+        ),
+        pl.coalesce(pl.col("contract_award_unique_key"), award_key.str.to_uppercase()).alias("contract_award_unique_key"),
+    )
+
+
+def _timestamp(col: str) -> pl.Expr:
+    text = pl.col(col).str.replace("T", " ").str.replace(r"(Z|[+-]\d{2}(:?\d{2})?)$", "")
+    return pl.coalesce(*(text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _TIMESTAMP_FORMATS))
+
+
+def _bool(col: str) -> pl.Expr:
+    text = pl.col(col).str.to_lowercase()
+    return pl.when(text.is_in(["t", "true"])).then(True).when(text.is_in(["f", "false"])).then(False)
+
+
+def typed(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Casts validated text to the warehouse types: money Decimal(38,2), dates,
+    timestamps, booleans, integers; everything else stays text."""
+    cast = {
+        "money": lambda c: pl.col(c).cast(MONEY, strict=False),
+        "date": lambda c: pl.col(c).str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False),
+        "timestamp": _timestamp,
+        "bool": _bool,
+        "int": lambda c: pl.col(c).cast(pl.Int32, strict=False),
+    }
+    return lf.with_columns(cast[kind](c).alias(c) for c, kind in kinds().items() if kind in cast)
+
+
+def with_fiscal_year(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Adds ``fiscal_year`` (October to September, named by its ending year) from
+    ``action_date`` and fills ``action_date_fiscal_year`` where the file lacks it."""
+    date = pl.col("action_date")
+    fy = (date.dt.year() + (date.dt.month() >= 10).cast(pl.Int32)).cast(pl.Int32)
+    return lf.with_columns(fy.alias("fiscal_year"), pl.coalesce("action_date_fiscal_year", fy).alias("action_date_fiscal_year"))
+
+
+def with_row_hash(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Adds ``row_hash``, a 64-bit hash of every canonical column, so that loads can
+    tell an unchanged row from a corrected one without comparing 300 columns."""
+    return lf.with_columns(pl.struct(list(current_columns())).hash(seed=0).reinterpret(signed=True).alias("row_hash"))
+
+
+def canonical(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Validated, normalised text -> typed canonical transactions (keys, types, fiscal year, hash)."""
+    return lf.pipe(derive_keys).pipe(typed).pipe(with_fiscal_year).pipe(with_row_hash)

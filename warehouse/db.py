@@ -1,0 +1,91 @@
+"""Opening the DuckDB warehouse, and its versioned DDL.
+
+The pipeline is the only writer: ``connect`` opens the file for writing and
+applies pending migrations (``migrations/NNN_name.sql``, each in its own
+transaction). Readers use ``connect(read_only=True)`` or the snapshots.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from schemas.errors import WarehouseError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped, in order."""
+    found = []
+    for path in sorted(MIGRATIONS.glob("*.sql")):
+        m = re.match(r"(\d+)_(.+)\.sql$", path.name)
+        if m:
+            found.append((int(m.group(1)), m.group(2), path.read_text()))
+    return found
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations' AND table_schema = 'main'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Applies pending migrations; returns the versions applied."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
+    )
+    current = schema_version(con)
+    applied = []
+    for version, name, sql in migrations():
+        if version <= current:
+            continue
+        con.execute("BEGIN")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, _now()])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+def connect(path: Path, *, read_only: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """Opens the warehouse file (creating it and its folder when writing)."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise WarehouseError(f"no warehouse at {path}; run `awardwatch ingest` or `awardwatch demo` first")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    config = {"preserve_insertion_order": "false"}
+    if threads:
+        config["threads"] = str(threads)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
+    except duckdb.IOException as exc:
+        raise _busy_or_broken(path, exc) from None
+    if not read_only:
+        migrate(con)
+    return con
+
+
+def _busy_or_broken(path: Path, exc: Exception) -> WarehouseError:
+    text = str(exc)
+    if "lock" in text.lower():
+        pid = re.search(r"PID (\d+)", text)
+        holder = f" (process {pid.group(1)})" if pid else ""
+        return WarehouseError(f"warehouse {path} is being written by another run{holder}; wait for it or query a snapshot")
+    return WarehouseError(f"cannot open warehouse {path}: {text.splitlines()[0]}")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)

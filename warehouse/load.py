@@ -1,0 +1,187 @@
+"""Idempotent loads: staged Parquet files of one source file -> the warehouse, in one transaction.
+
+A staged file holds canonical transactions (with ``row_hash`` and ``source_row``);
+a quarantine file holds the rejected rows. ``load_file`` classifies every staged
+row against the warehouse by ``contract_transaction_unique_key``:
+
+- a key seen more than once in the file: the newest (``last_modified_date``,
+  then the later row) is kept, the others count as duplicates;
+- unknown key: inserted; same ``row_hash``: unchanged; different content and not
+  older than the stored row: updated (a correction); older: unchanged (the
+  warehouse already holds a newer version).
+
+Only inserted and updated rows are written, then ``awards`` is rebuilt for the
+award keys they touch. Quarantine rows, the file's record in ``run_files`` and
+the run's counts commit in the same transaction, so a crash leaves the file
+either wholly loaded or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from warehouse import runs
+from warehouse.runs import Counts
+
+KEY = "contract_transaction_unique_key"
+AWARD_KEY = "contract_award_unique_key"
+LINEAGE = ("source", "source_file", "run_id", "loaded_at")
+
+
+@dataclass
+class StagedFile:
+    """What the pipeline produced for one source file."""
+
+    source: str
+    source_file: str
+    staged: list[Path]  # Parquet: canonical transactions
+    quarantined: list[Path]  # Parquet: rejected rows
+    read: int
+    layout: str = ""
+    extra_columns: list[str] = field(default_factory=list)
+
+
+def _files(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, seconds: float) -> Counts:
+    """Merges one staged file into the warehouse in one transaction; returns its counts."""
+    counts = Counts(read=f.read)
+    loaded_at = runs.now()
+    lineage = [f.source, f.source_file, run_id, loaded_at]
+    con.execute("BEGIN")
+    try:
+        if f.staged:
+            _plan(con, f.staged)
+            by_action = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY action").fetchall())
+            counts.inserted = by_action.get("insert", 0)
+            counts.updated = by_action.get("update", 0)
+            counts.unchanged = by_action.get("unchanged", 0)
+            counts.duplicate = by_action.get("duplicate", 0)
+            _write(con, f.staged, lineage, counts, all_new=counts.inserted == sum(by_action.values()))
+            if counts.inserted or counts.updated:
+                con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT award_key FROM plan WHERE action IN ('insert', 'update')")
+                refresh_awards(con, "touched")
+        if f.quarantined:
+            counts.quarantined = _quarantine(con, f, run_id, loaded_at)
+        con.execute(
+            "INSERT OR REPLACE INTO run_files (run_id, source, source_file, layout, status, rows_read, rows_inserted, "
+            "rows_updated, rows_unchanged, rows_duplicate, rows_quarantined, extra_columns, seconds) "
+            "VALUES (?, ?, ?, ?, 'loaded', ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, f.source, f.source_file, f.layout, counts.read, counts.inserted, counts.updated, counts.unchanged,
+             counts.duplicate, counts.quarantined, f.extra_columns, seconds],
+        )
+        runs.add_counts(con, run_id, counts)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def _plan(con: duckdb.DuckDBPyConnection, staged: list[Path]) -> None:
+    """Temp table ``plan``: one row per staged row with its action."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE plan AS
+        WITH incoming AS (
+            SELECT {KEY} AS k, {AWARD_KEY} AS award_key, row_hash, last_modified_date AS lmd, source_row,
+                   row_number() OVER (PARTITION BY {KEY} ORDER BY last_modified_date DESC NULLS LAST, source_row DESC) AS copy
+            FROM read_parquet({_files(staged)})
+        ),
+        stored AS (SELECT {KEY} AS k, row_hash, last_modified_date AS lmd FROM transactions),
+        final AS (
+            SELECT i.k, i.award_key, i.source_row,
+                   CASE WHEN i.copy > 1 THEN 'duplicate'
+                        WHEN s.k IS NULL THEN 'insert'
+                        WHEN s.row_hash = i.row_hash THEN 'unchanged'
+                        WHEN i.lmd < s.lmd THEN 'unchanged'
+                        ELSE 'update' END AS action
+            FROM incoming i LEFT JOIN stored s ON s.k = i.k
+        )
+        SELECT * FROM final
+        """
+    )
+
+
+def _write(con: duckdb.DuckDBPyConnection, staged: list[Path], lineage: list, counts: Counts, *, all_new: bool) -> None:
+    source = f"read_parquet({_files(staged)})"
+    with_lineage = f"SELECT s.* EXCLUDE (row_hash), s.row_hash, ?::VARCHAR AS source, ?::VARCHAR AS source_file, ?::VARCHAR AS run_id, ?::TIMESTAMP AS loaded_at FROM {source} s"
+    if counts.inserted:
+        where = "" if all_new else f" SEMI JOIN plan p ON p.k = s.{KEY} AND p.source_row = s.source_row AND p.action = 'insert'"
+        con.execute(f"INSERT INTO transactions BY NAME {with_lineage}{where}", lineage)
+    if counts.updated:
+        columns = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE transactions)").fetchall() if c != KEY]
+        sets = ", ".join(f'"{c}" = u."{c}"' for c in columns)
+        con.execute(
+            f"""
+            UPDATE transactions SET {sets}
+            FROM ({with_lineage} SEMI JOIN plan p ON p.k = s.{KEY} AND p.source_row = s.source_row AND p.action = 'update') u
+            WHERE transactions.{KEY} = u.{KEY}
+            """,
+            lineage,
+        )
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) -> int:
+    source = f"read_parquet({_files(f.quarantined)})"
+    total = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
+    con.execute(
+        f"""
+        INSERT INTO quarantine
+        SELECT q.quarantine_id, ?, ?, q.source_row, q.reasons, q.original_values::JSON, q.{KEY}, ?, ?, ?
+        FROM {source} q ANTI JOIN quarantine e ON e.quarantine_id = q.quarantine_id
+        """,
+        [f.source, f.source_file, run_id, run_id, at],
+    )
+    con.execute(f"UPDATE quarantine SET last_run_id = ? WHERE quarantine_id IN (SELECT quarantine_id FROM {source})", [run_id])
+    return total
+
+
+AWARDS_SQL = f"""
+WITH scope AS (
+    SELECT * FROM transactions WHERE {AWARD_KEY} IN (SELECT award_key FROM {{keys}})
+),
+latest AS (
+    SELECT * FROM scope
+    QUALIFY row_number() OVER (
+        PARTITION BY {AWARD_KEY}
+        ORDER BY action_date DESC, last_modified_date DESC NULLS LAST, modification_number DESC, {KEY} DESC) = 1
+),
+totals AS (
+    SELECT {AWARD_KEY},
+           coalesce(sum(federal_action_obligation), 0) AS total_obligated_amount,
+           count(*) AS number_of_transactions,
+           min(action_date) AS award_base_action_date,
+           max(action_date) AS award_latest_action_date,
+           min(fiscal_year) AS fiscal_year,
+           max(last_modified_date) AS last_modified_date
+    FROM scope GROUP BY {AWARD_KEY}
+),
+final AS (
+    SELECT l.{AWARD_KEY}, l.award_id_piid, l.parent_award_id_piid, l.parent_award_agency_id, l.award_or_idv_flag,
+           l.award_type_code, l.award_type, l.idv_type_code, l.idv_type,
+           l.awarding_agency_code, l.awarding_agency_name, l.awarding_sub_agency_code, l.awarding_sub_agency_name,
+           l.awarding_office_code, l.awarding_office_name, l.funding_agency_code, l.funding_agency_name,
+           l.funding_sub_agency_code, l.funding_sub_agency_name,
+           l.recipient_uei, l.recipient_duns, l.recipient_name, l.recipient_parent_uei, l.recipient_parent_duns,
+           l.recipient_parent_name, l.product_or_service_code, l.product_or_service_code_description,
+           l.naics_code, l.naics_description, l.type_of_contract_pricing_code, l.transaction_description,
+           l.prime_award_base_transaction_description, l.modification_number AS latest_modification_number,
+           t.total_obligated_amount, l.current_total_value_of_award, l.potential_total_value_of_award,
+           t.number_of_transactions, t.award_base_action_date, t.award_latest_action_date,
+           l.period_of_performance_current_end_date, t.fiscal_year, t.last_modified_date
+    FROM latest l JOIN totals t USING ({AWARD_KEY})
+)
+SELECT * FROM final
+"""
+
+
+def refresh_awards(con: duckdb.DuckDBPyConnection, keys_table: str) -> None:
+    """Rebuilds the ``awards`` rows of the award keys listed in ``keys_table`` (column ``award_key``)."""
+    con.execute(f"DELETE FROM awards WHERE {AWARD_KEY} IN (SELECT award_key FROM {keys_table})")
+    con.execute(f"INSERT INTO awards BY NAME {AWARDS_SQL.format(keys=keys_table)}")
