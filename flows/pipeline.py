@@ -35,7 +35,7 @@ class Progress:
     """Callbacks for a progress display; all optional."""
 
     on_file: Callable[[str, int], None] = lambda name, size: None
-    on_rows: Callable[[int], None] = lambda rows: None
+    on_rows: Callable[[int, int], None] = lambda rows, nbytes: None  # rows read, their approximate bytes
 
 
 @dataclass
@@ -130,7 +130,7 @@ def stage_file(
             staged.quarantined.append(path)
             reasons.update(_reason_kinds(bad))
             rejected += bad.height
-        progress.on_rows(raw.height)
+        progress.on_rows(raw.height, raw.estimated_size())
     if staged.read and rejected / staged.read > max_rejected_share:
         top = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common(3))
         raise InputError(

@@ -41,19 +41,21 @@ def structure_reasons(df: pl.DataFrame, *, overflow: str, header_width: int, las
     flagged = reasons.list.contains("__bytes__")
     if not flagged.any():
         return reasons
-    detail = _bad_byte_columns(df.filter(flagged), text_cols)
-    return reasons.list.set_difference(["__bytes__"]).scatter(flagged.arg_true(), detail).list.sort()
+    detail = _bad_byte_columns(df.with_row_index(_POS).filter(flagged), text_cols)
+    both = pl.DataFrame([reasons]).with_row_index(_POS).join(detail, on=_POS, how="left", maintain_order="left")
+    cleaned = pl.col(REASONS).list.set_difference(["__bytes__"])
+    return both.select(pl.concat_list(cleaned, pl.col("detail").fill_null([])).list.sort().alias(REASONS)).to_series()
 
 
-def _bad_byte_columns(df: pl.DataFrame, text_cols: list[str]) -> pl.Series:
-    """For the few rows with NUL or non-UTF-8 bytes, name the columns that hold them."""
+def _bad_byte_columns(df: pl.DataFrame, text_cols: list[str]) -> pl.DataFrame:
+    """For the few rows with NUL or non-UTF-8 bytes, name the columns that hold them (``detail``)."""
     per_column = [
         pl.when(pl.col(c).str.contains("\x00")).then(pl.lit(f"{c}: contains a NUL byte")) for c in text_cols
     ] + [
         pl.when(pl.col(c).str.contains("\ufffd")).then(pl.lit(f"{c}: bytes that are not UTF-8 (shown as \ufffd)"))
         for c in text_cols
     ]
-    return df.select(pl.concat_list(per_column).list.drop_nulls()).to_series()
+    return df.select(_POS, pl.concat_list(per_column).list.drop_nulls().alias("detail"))
 
 
 def value_reasons(df: pl.DataFrame, schema: pa.DataFrameSchema | None = None) -> pl.Series:

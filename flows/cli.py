@@ -1,0 +1,171 @@
+"""The `awardwatch` command."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+from flows import pipeline, settings as config
+from flows.output import render
+from schemas.errors import AwardwatchError
+
+app = typer.Typer(
+    help="awardwatch: which companies are paid by which agencies, for what, how much, and what changed.\n\n"
+    "Loads USAspending contract data into a DuckDB warehouse, validated, with every row accounted for.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+Warehouse = Annotated[
+    Optional[Path],
+    typer.Option("--warehouse", "-w", help="DuckDB file. [env AWARDWATCH_WAREHOUSE, default $AWARDWATCH_HOME/awardwatch.duckdb]", show_default=False),
+]
+BatchRows = Annotated[Optional[int], typer.Option(help="Rows per validation batch. [env AWARDWATCH_BATCH_ROWS, default 50000]", show_default=False)]
+MaxRejected = Annotated[
+    Optional[float],
+    typer.Option(help="Share of a file's rows (0-1) that may be quarantined before the run fails. [env AWARDWATCH_MAX_REJECTED, default 0.05]", show_default=False),
+]
+OutputFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+@contextmanager
+def ingest_progress() -> Iterator[pipeline.Progress]:
+    """A progress bar per file (bytes read, approximate) on stderr."""
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rows]:>12,} rows"),
+                    TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
+    state: dict = {}
+
+    def on_file(name: str, size: int) -> None:
+        if "task" in state:
+            bars.update(state["task"], completed=bars.tasks[state["task"]].total)
+        label = name if len(name) < 48 else "…" + name[-47:]
+        state["task"] = bars.add_task(label, total=size, rows=0)
+
+    def on_rows(rows: int, nbytes: int) -> None:
+        task = bars.tasks[state["task"]]
+        bars.update(state["task"], completed=min(task.completed + nbytes, task.total), rows=task.fields["rows"] + rows)
+
+    with bars:
+        yield pipeline.Progress(on_file=on_file, on_rows=on_rows)
+
+
+def print_run(result: pipeline.RunResult) -> None:
+    columns = ["file", "layout", "read", "inserted", "updated", "unchanged", "duplicates", "quarantined", "seconds"]
+    rows = [
+        (Path(f.name.split("!")[-1]).name, f.layout, f.counts.read, f.counts.inserted, f.counts.updated, f.counts.unchanged,
+         f.counts.duplicate, f.counts.quarantined, round(f.seconds, 1))
+        for f in result.files
+    ]
+    c = result.counts
+    rows.append(("total", "", c.read, c.inserted, c.updated, c.unchanged, c.duplicate, c.quarantined, round(result.seconds, 1)))
+    render(columns, rows, "table", out, title=f"run {result.run_id}")
+    check = "reconciled" if c.reconciled else "DOES NOT RECONCILE"
+    out.print(f"read {c.read:,} = inserted {c.inserted:,} + updated {c.updated:,} + unchanged {c.unchanged:,} "
+              f"+ duplicates {c.duplicate:,} + quarantined {c.quarantined:,}: {check}")
+    if c.quarantined:
+        out.print(f"quarantined rows and their reasons: awardwatch query \"SELECT source_file, source_row, reasons FROM quarantine WHERE last_run_id = '{result.run_id}'\"")
+    for f in result.files:
+        if f.extra_columns:
+            out.print(f"note: {f.name} has columns awardwatch does not know, ignored: {', '.join(f.extra_columns)}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="CSV files, ZIP files of CSVs, or folders of them.", show_default=False)],
+    warehouse: Warehouse = None,
+    batch_rows: BatchRows = None,
+    max_rejected: MaxRejected = None,
+) -> None:
+    """Load USAspending contract-transaction downloads (CSV or ZIP) into the warehouse.
+
+    Every row ends up loaded, counted as a duplicate, or quarantined with its reasons.
+    Loading the same file again changes nothing; a corrected row replaces the old one.
+    """
+    s = config.load().but(warehouse=warehouse, batch_rows=batch_rows, max_rejected_share=max_rejected)
+    with ingest_progress() as progress:
+        result = pipeline.ingest(paths, warehouse=s.warehouse, batch_rows=s.batch_rows, max_rejected_share=s.max_rejected_share,
+                                 threads=s.threads, progress=progress)
+    print_run(result)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="One SQL statement (DuckDB dialect). Tables: transactions, awards, quarantine, runs.", show_default=False)],
+    warehouse: Warehouse = None,
+    fmt: OutputFormat = Format.table,
+) -> None:
+    """Run read-only SQL on the warehouse and print the result."""
+    from warehouse.query import query_warehouse
+
+    s = config.load().but(warehouse=warehouse)
+    columns, rows = query_warehouse(s.warehouse, sql)
+    render(columns, rows, fmt.value, out)
+
+
+@app.command()
+def runs(warehouse: Warehouse = None, limit: Annotated[int, typer.Option(help="How many runs.")] = 10, fmt: OutputFormat = Format.table) -> None:
+    """Show the latest runs with their counts."""
+    from warehouse.query import query_warehouse
+
+    s = config.load().but(warehouse=warehouse)
+    sql = (
+        "SELECT run_id, command, status, started_at::TIMESTAMP(0) AS started, round(epoch(ended_at - started_at), 1) AS seconds, "
+        "rows_read AS read, rows_inserted AS inserted, rows_updated AS updated, rows_unchanged AS unchanged, "
+        "rows_duplicate AS duplicates, rows_quarantined AS quarantined, reconciled, left(message, 80) AS message "
+        f"FROM runs ORDER BY started_at DESC LIMIT {int(limit)}"
+    )
+    columns, rows = query_warehouse(s.warehouse, sql)
+    render(columns, rows, fmt.value, out)
+
+
+@app.command()
+def demo(
+    warehouse: Warehouse = None,
+    rows: Annotated[int, typer.Option(help="Transactions in the generated feed.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated feed (same seed, same data).")] = 2018,
+) -> None:
+    """Run the whole pipeline offline on a generated sample feed and show a query on the result."""
+    from flows.demo import EXAMPLE_SQL, run_demo
+
+    s = config.load().but(warehouse=warehouse)
+    with ingest_progress() as progress:
+        result = run_demo(s, rows=rows, seed=seed, progress=progress)
+    out.print(f"generated feed: {', '.join(str(p) for p in result.feed)}")
+    print_run(result.run)
+    out.print(f"\nwarehouse: {s.warehouse}")
+    out.print(f"example: awardwatch query --warehouse {s.warehouse} \"...\"\n")
+    out.print(EXAMPLE_SQL, highlight=False, markup=False)
+    render(result.columns, result.rows, "table", out, title="ICE and CBP: top recipients")
+
+
+def main() -> None:
+    try:
+        app()
+    except AwardwatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Prefect flow `ingest`: local files into the warehouse (a thin wrapper over flows.pipeline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+
+from flows import pipeline, settings as config
+from flows.output import run_markdown
+from warehouse.runs import as_dict
+
+
+@task(name="load-files")
+def load_files(paths: list[str], s: config.Settings) -> pipeline.RunResult:
+    return pipeline.ingest([Path(p) for p in paths], warehouse=s.warehouse, batch_rows=s.batch_rows,
+                           max_rejected_share=s.max_rejected_share, threads=s.threads)
+
+
+@flow(name="ingest")
+def ingest_flow(paths: list[str], warehouse: str | None = None) -> dict:
+    """Load USAspending contract-transaction files (CSV, ZIP or folders) into the warehouse."""
+    s = config.load().but(warehouse=Path(warehouse) if warehouse else None)
+    result = load_files(paths, s)
+    create_markdown_artifact(run_markdown(result), key="ingest-summary", description="awardwatch ingest run")
+    return {"run_id": result.run_id, "status": result.status, **as_dict(result.counts)}
