@@ -44,6 +44,13 @@ MaxRejected = Annotated[
     typer.Option(help="Share of a file's rows (0-1) that may be quarantined before the run fails. [env AWARDWATCH_MAX_REJECTED, default 0.05]", show_default=False),
 ]
 OutputFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+SnapshotUrl = Annotated[
+    Optional[str],
+    typer.Option("--snapshot-url", help="Folder or s3://bucket/prefix of the snapshots. [env AWARDWATCH_SNAPSHOT_URL, default snapshots/ beside the warehouse]", show_default=False),
+]
+Publish = Annotated[bool, typer.Option("--publish/--no-publish", help="Publish a Parquet snapshot after a successful run.")]
+snapshots_app = typer.Typer(help="List and prune published snapshots.", no_args_is_help=True)
+app.add_typer(snapshots_app, name="snapshots")
 
 
 @contextmanager
@@ -93,17 +100,62 @@ def ingest(
     warehouse: Warehouse = None,
     batch_rows: BatchRows = None,
     max_rejected: MaxRejected = None,
+    publish: Publish = True,
+    snapshot_url: SnapshotUrl = None,
 ) -> None:
     """Load USAspending contract-transaction downloads (CSV or ZIP) into the warehouse.
 
     Every row ends up loaded, counted as a duplicate, or quarantined with its reasons.
     Loading the same file again changes nothing; a corrected row replaces the old one.
     """
-    s = config.load().but(warehouse=warehouse, batch_rows=batch_rows, max_rejected_share=max_rejected)
+    s = config.load().but(warehouse=warehouse, batch_rows=batch_rows, max_rejected_share=max_rejected, snapshot_url=snapshot_url)
     with ingest_progress() as progress:
         result = pipeline.ingest(paths, warehouse=s.warehouse, batch_rows=s.batch_rows, max_rejected_share=s.max_rejected_share,
                                  threads=s.threads, progress=progress)
     print_run(result)
+    if publish:
+        print_publish(pipeline.publish(s.warehouse, s.snapshots, keep=s.keep_snapshots, threads=s.threads))
+
+
+def print_publish(result) -> None:
+    out.print(result.message)
+    if result.pruned:
+        out.print(f"pruned {len(result.pruned)} old snapshot(s): {', '.join(result.pruned)}")
+
+
+@app.command(name="publish")
+def publish_command(warehouse: Warehouse = None, snapshot_url: SnapshotUrl = None,
+                    keep: Annotated[Optional[int], typer.Option(help="Snapshots to keep after publishing. [env AWARDWATCH_KEEP_SNAPSHOTS, default 30]", show_default=False)] = None) -> None:
+    """Publish the warehouse as a Parquet snapshot (files, then manifest, then the `latest` pointer).
+
+    Does nothing when the warehouse has not changed since the current snapshot.
+    """
+    s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url, keep_snapshots=keep)
+    print_publish(pipeline.publish(s.warehouse, s.snapshots, keep=s.keep_snapshots, threads=s.threads))
+
+
+@snapshots_app.command(name="list")
+def snapshots_list(snapshot_url: SnapshotUrl = None, warehouse: Warehouse = None, fmt: OutputFormat = Format.table) -> None:
+    """List snapshots, newest first, marking the current one."""
+    from warehouse.snapshots import list_snapshots
+    from warehouse.store import open_store
+
+    s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url)
+    found = list_snapshots(open_store(s.snapshots))
+    columns = ["snapshot_id", "created_at", "tables", "rows", "bytes", "current", "complete"]
+    render(columns, [tuple("*" if c == "current" and x[c] else ("" if c == "current" else x[c]) for c in columns) for x in found], fmt.value, out)
+
+
+@snapshots_app.command(name="prune")
+def snapshots_prune(keep: Annotated[int, typer.Option(help="How many of the newest snapshots to keep (the current one always is).")],
+                    snapshot_url: SnapshotUrl = None, warehouse: Warehouse = None) -> None:
+    """Delete old snapshots, keeping the newest N and always the current one."""
+    from warehouse.snapshots import prune
+    from warehouse.store import open_store
+
+    s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url)
+    doomed = prune(open_store(s.snapshots), keep)
+    out.print(f"deleted {len(doomed)} snapshot(s)" + (f": {', '.join(doomed)}" if doomed else ""))
 
 
 @app.command()
@@ -111,12 +163,17 @@ def query(
     sql: Annotated[str, typer.Argument(help="One SQL statement (DuckDB dialect). Tables: transactions, awards, quarantine, runs.", show_default=False)],
     warehouse: Warehouse = None,
     fmt: OutputFormat = Format.table,
+    snapshot: Annotated[Optional[str], typer.Option(help="Query a published snapshot instead of the warehouse: 'latest' or a snapshot id.", show_default=False)] = None,
+    snapshot_url: SnapshotUrl = None,
 ) -> None:
-    """Run read-only SQL on the warehouse and print the result."""
-    from warehouse.query import query_warehouse
+    """Run read-only SQL on the warehouse, or on a published snapshot, and print the result."""
+    from warehouse.query import query_snapshot, query_warehouse
 
-    s = config.load().but(warehouse=warehouse)
-    columns, rows = query_warehouse(s.warehouse, sql)
+    s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url)
+    if snapshot:
+        columns, rows = query_snapshot(s.snapshots, snapshot, sql)
+    else:
+        columns, rows = query_warehouse(s.warehouse, sql)
     render(columns, rows, fmt.value, out)
 
 

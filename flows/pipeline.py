@@ -24,7 +24,8 @@ from schemas.layouts import Layout, current_columns, detect
 from schemas.transaction import canonical_schema
 from schemas.validate import REASONS, structure_reasons, value_reasons
 from transforms.transactions import canonical, derive_keys, normalise_text, to_current_layout
-from warehouse import db, load, runs
+from warehouse import db, load, runs, snapshots
+from warehouse.store import open_store
 from warehouse.runs import Counts
 
 KEY = load.KEY
@@ -193,3 +194,12 @@ def _first_line(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     useful = [line for line in lines if "not properly escaped" in line or "invalid csv" in line.lower()]
     return (useful or lines or [type(exc).__name__])[0]
+
+
+def publish(warehouse: Path, snapshot_url: str, *, keep: int | None = 30, threads: int | None = None) -> snapshots.PublishResult:
+    """Publishes the warehouse as a Parquet snapshot (unless unchanged), then applies retention."""
+    con = db.connect(warehouse, threads=threads)
+    try:
+        return snapshots.publish(con, open_store(snapshot_url), workdir=Path(warehouse).parent / "staging", keep=keep)
+    finally:
+        con.close()

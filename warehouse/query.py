@@ -37,3 +37,16 @@ def query_warehouse(path: Path, sql: str) -> tuple[list[str], list[tuple]]:
         return run_sql(con, sql)
     finally:
         con.close()
+
+
+def query_snapshot(snapshot_url: str, snapshot: str, sql: str) -> tuple[list[str], list[tuple]]:
+    """Runs SQL over a published snapshot's Parquet files (local or S3), each table under its name."""
+    from warehouse.snapshots import connect_snapshot
+    from warehouse.store import open_store
+
+    con, _ = connect_snapshot(open_store(snapshot_url), snapshot)
+    try:
+        con.execute("SET lock_configuration = true")
+        return run_sql(con, sql)
+    finally:
+        con.close()

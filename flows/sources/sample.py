@@ -1,0 +1,1251 @@
+"""Deterministic, realistic USAspending contract-transaction CSVs for the demo, tests and benchmarks.
+
+Rows look like a ``Contracts_PrimeTransactions_*.csv`` bulk download (award-sources.md sections 2, 2.1, 4, 5):
+DHS/DOJ/GSA agencies, real vendor names with stable fictional UEI/DUNS identifiers, awards of 1-15 actions
+(base + modifications), IDVs with child orders, ~5% de-obligations, keys built exactly like USAspending's,
+long quoted descriptions (commas, double quotes, a few newlines). Same seed and arguments => same bytes.
+
+Generation is vectorised (polars + pyarrow; random bytes from ``random.Random``) and streamed in chunks
+of ``chunk_rows`` rows, so memory stays flat for any number of rows. Identifiers, names and amounts are
+synthetic; do not read them as facts about the companies named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import random
+import sys
+import time
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import IO
+
+import polars as pl
+import pyarrow as pa
+
+from schemas.layouts import RENAMES, current_columns, legacy_2018_columns
+
+# ---------------------------------------------------------------------------------------------------------
+# Reference lists
+# ---------------------------------------------------------------------------------------------------------
+
+LAYOUTS = ("current", "legacy")
+FEED_BASE = "Contracts_PrimeTransactions_2019-10-15_H08M30S00"  # bulk-download style name for write_feed
+ZIP_TIMESTAMP = (2019, 10, 15, 8, 30, 0)  # fixed so zips are byte-identical
+NONE = "-NONE-"
+DUNS_RETIRED = date(2022, 4, 4)  # DUNS left empty on actions from this day on
+NEW_PIID_FROM = date(2017, 10, 1)  # FY2018: DHS/DOJ/GSA moved to the 70.../15.../47Q... PIID scheme
+
+MALFORMED_KINDS = ("day_first_date", "non_numeric_amount", "bad_id_length", "empty_piid", "extra_field")
+EXTRA_FIELD_VALUE = "EXTRA"
+MULTILINE_COLUMNS = ("transaction_description", "prime_award_base_transaction_description", "award_description")
+
+TOPTIERS = {
+    "070": "Department of Homeland Security",
+    "015": "Department of Justice",
+    "047": "General Services Administration",
+}
+
+# subtier code, name, toptier, share of awards (%), modification style, treasury account, program activity
+SUBTIERS = (
+    ("7012", "U.S. Immigration and Customs Enforcement", "070", 30, "P", "0540", "0001: OPERATIONS AND SUPPORT"),
+    ("7014", "U.S. Customs and Border Protection", "070", 28, "P", "0530", "0001: OPERATIONS AND SUPPORT"),
+    ("7003", "U.S. Citizenship and Immigration Services", "070", 8, "P", "5088", "0001: IMMIGRATION EXAMINATIONS FEE"),
+    ("7013", "Transportation Security Administration", "070", 8, "P", "0550", "0001: OPERATIONS AND SUPPORT"),
+    ("7022", "Federal Emergency Management Agency", "070", 6, "P", "0700", "0002: MISSION SUPPORT"),
+    ("7001", "Office of Procurement Operations", "070", 6, "P", "0100", "0001: OPERATIONS AND SUPPORT"),
+    ("1540", "Federal Prison System / Bureau of Prisons", "015", 6, "N", "1060", "0001: INMATE CARE AND PROGRAMS"),
+    ("1549", "Federal Bureau of Investigation", "015", 5, "A", "0200", "0001: INTELLIGENCE"),
+    ("4732", "Federal Acquisition Service", "047", 3, "P", "4534", "0001: ACQUISITION SERVICES FUND"),
+)
+SUBTIER_CODES = tuple(s[0] for s in SUBTIERS)
+
+# subtier -> contracting offices: (office code, office name, pre-FY2018 PIID prefix)
+OFFICES = {
+    "7012": (
+        ("70CDCR", "ICE DETENTION COMPLIANCE AND REMOVALS", "HSCECR"),
+        ("70CMSD", "ICE MISSION SUPPORT DALLAS", "HSCEMD"),
+        ("70CTD0", "ICE OFFICE OF ACQUISITION MANAGEMENT", "HSCETC"),
+        ("70CMSW", "ICE MISSION SUPPORT WILLISTON", "HSCEMS"),
+    ),
+    "7014": (
+        ("70B04C", "CBP OFFICE OF INFORMATION AND TECHNOLOGY CONTRACTING", "HSBP10"),
+        ("70B03C", "CBP BORDER ENFORCEMENT CONTRACTING DIVISION", "HSBP11"),
+        ("70B02C", "CBP MISSION SUPPORT CONTRACTING DIVISION", "HSBP12"),
+        ("70B01C", "CBP BORDER PATROL PROGRAM CONTRACTING", "HSBP13"),
+    ),
+    "7003": (("70SBUR", "USCIS CONTRACTING OFFICE", "HSSCCG"),),
+    "7013": (
+        ("70T010", "TSA MISSION SUPPORT", "HSTS01"),
+        ("70T030", "TSA OFFICE OF ACQUISITION PROGRAM MANAGEMENT", "HSTS03"),
+    ),
+    "7022": (
+        ("70FA20", "FEMA HEADQUARTERS PROCUREMENT", "HSFEHQ"),
+        ("70FA60", "FEMA REGION 6 PROCUREMENT", "HSFE60"),
+    ),
+    "7001": (
+        ("70RTAC", "OPO TECHNOLOGY ACQUISITION CENTER", "HSHQDC"),
+        ("70RDAD", "OPO HEADQUARTERS PROCUREMENT DIVISION", "HSHQDA"),
+    ),
+    "1540": (
+        ("15BNAS", "BOP NATIONAL ACQUISITIONS SECTION", "DJBN01"),
+        ("15B304", "BOP FCI BIG SPRING", "DJB304"),
+    ),
+    "1549": (
+        ("15F067", "FBI-JEH", "DJF167"),
+        ("15F061", "FBI CJIS DIVISION", "DJF161"),
+    ),
+    "4732": (("47QFCA", "GSA/FAS FEDSIM", "GS00Q1"),),
+}
+
+# awarding subtier -> funding subtier shares (%); GSA FAS buys for DHS and DOJ (assisted acquisition)
+FUNDING = {
+    "7012": {"7012": 95, "7001": 5},
+    "7014": {"7014": 95, "7001": 5},
+    "7001": {"7001": 40, "7012": 20, "7014": 20, "7003": 10, "7013": 10},
+    "4732": {"7012": 35, "7014": 35, "7001": 20, "1549": 10},
+}
+
+STATES = {  # code -> (name, FIPS)
+    "AZ": ("ARIZONA", "04"), "CA": ("CALIFORNIA", "06"), "CO": ("COLORADO", "08"),
+    "DC": ("DISTRICT OF COLUMBIA", "11"), "FL": ("FLORIDA", "12"), "GA": ("GEORGIA", "13"),
+    "IL": ("ILLINOIS", "17"), "LA": ("LOUISIANA", "22"), "MD": ("MARYLAND", "24"), "MO": ("MISSOURI", "29"),
+    "TN": ("TENNESSEE", "47"), "TX": ("TEXAS", "48"), "VA": ("VIRGINIA", "51"), "VT": ("VERMONT", "50"),
+    "WA": ("WASHINGTON", "53"), "WV": ("WEST VIRGINIA", "54"), "AL": ("ALABAMA", "01"),
+}
+
+# key -> (city, county, county FIPS within state, state, ZIP+4, congressional district)
+LOCATIONS = {
+    "WASHINGTON_DC": ("WASHINGTON", "DISTRICT OF COLUMBIA", "001", "DC", "200075201", "00"),
+    "PALO_ALTO": ("PALO ALTO", "SANTA CLARA", "085", "CA", "943011616", "18"),
+    "REDMOND": ("REDMOND", "KING", "033", "WA", "980528300", "09"),
+    "ROUND_ROCK": ("ROUND ROCK", "WILLIAMSON", "491", "TX", "786820001", "31"),
+    "MCLEAN": ("MC LEAN", "FAIRFAX", "059", "VA", "221023008", "08"),
+    "CHICAGO": ("CHICAGO", "COOK", "031", "IL", "606613781", "07"),
+    "BOCA_RATON": ("BOCA RATON", "PALM BEACH", "099", "FL", "334313367", "22"),
+    "BRENTWOOD": ("BRENTWOOD", "WILLIAMSON", "187", "TN", "370276929", "07"),
+    "ARLINGTON": ("ARLINGTON", "ARLINGTON", "013", "VA", "222091742", "08"),
+    "FALLS_CHURCH": ("FALLS CHURCH", "FAIRFAX", "059", "VA", "220424504", "11"),
+    "RESTON": ("RESTON", "FAIRFAX", "059", "VA", "201905640", "11"),
+    "HERNDON": ("HERNDON", "FAIRFAX", "059", "VA", "201714612", "11"),
+    "ROCKVILLE": ("ROCKVILLE", "MONTGOMERY", "031", "MD", "208503210", "08"),
+    "COLUMBIA_MD": ("COLUMBIA", "HOWARD", "027", "MD", "210461504", "03"),
+    "SAN_ANTONIO": ("SAN ANTONIO", "BEXAR", "029", "TX", "782161145", "21"),
+    "TAMPA": ("TAMPA", "HILLSBOROUGH", "057", "FL", "336073342", "14"),
+    "HUNTSVILLE": ("HUNTSVILLE", "MADISON", "089", "AL", "358061024", "05"),
+    "ATLANTA": ("ATLANTA", "FULTON", "121", "GA", "303031102", "05"),
+    "SAN_DIEGO": ("SAN DIEGO", "SAN DIEGO", "073", "CA", "921011234", "52"),
+    "EL_PASO": ("EL PASO", "EL PASO", "141", "TX", "799251234", "16"),
+    "TUCSON": ("TUCSON", "PIMA", "019", "AZ", "857061234", "03"),
+    "DILLEY": ("DILLEY", "FRIO", "163", "TX", "780171234", "23"),
+    "KARNES_CITY": ("KARNES CITY", "KARNES", "255", "TX", "781182530", "15"),
+    "ADELANTO": ("ADELANTO", "SAN BERNARDINO", "071", "CA", "923019412", "08"),
+    "TACOMA": ("TACOMA", "PIERCE", "053", "WA", "984211615", "06"),
+    "AURORA": ("AURORA", "ARAPAHOE", "005", "CO", "800112210", "06"),
+    "CONROE": ("CONROE", "MONTGOMERY", "339", "TX", "773017431", "08"),
+    "OAKDALE": ("OAKDALE", "ALLEN", "003", "LA", "714630001", "04"),
+    "SPRINGFIELD_VA": ("SPRINGFIELD", "FAIRFAX", "059", "VA", "221500001", "08"),
+    "BURLINGTON_VT": ("SOUTH BURLINGTON", "CHITTENDEN", "007", "VT", "054031234", "00"),
+    "LEES_SUMMIT": ("LEES SUMMIT", "JACKSON", "095", "MO", "640641234", "05"),
+    "DENTON": ("DENTON", "DENTON", "121", "TX", "762093600", "26"),
+    "BLUEMONT": ("BLUEMONT", "LOUDOUN", "107", "VA", "201351234", "10"),
+    "CLARKSBURG": ("CLARKSBURG", "HARRISON", "033", "WV", "263060001", "01"),
+    "QUANTICO": ("QUANTICO", "PRINCE WILLIAM", "153", "VA", "221340001", "01"),
+    "BIG_SPRING": ("BIG SPRING", "HOWARD", "227", "TX", "797203000", "19"),
+}
+LOCATION_KEYS = tuple(LOCATIONS)
+
+# awarding subtier -> places of performance at agency sites (used for ~60% of awards)
+AGENCY_SITES = {
+    "7012": ("DILLEY", "KARNES_CITY", "ADELANTO", "TACOMA", "AURORA", "CONROE", "OAKDALE", "WASHINGTON_DC"),
+    "7014": ("WASHINGTON_DC", "SPRINGFIELD_VA", "EL_PASO", "SAN_DIEGO", "TUCSON"),
+    "7003": ("WASHINGTON_DC", "BURLINGTON_VT", "LEES_SUMMIT"),
+    "7013": ("ARLINGTON",),
+    "7022": ("WASHINGTON_DC", "DENTON", "BLUEMONT"),
+    "7001": ("WASHINGTON_DC",),
+    "1540": ("BIG_SPRING", "OAKDALE", "WASHINGTON_DC"),
+    "1549": ("CLARKSBURG", "QUANTICO", "WASHINGTON_DC"),
+    "4732": ("WASHINGTON_DC",),
+}
+
+PSC = {
+    "D302": "IT AND TELECOM- SYSTEMS DEVELOPMENT",
+    "D307": "IT AND TELECOM- IT STRATEGY AND ARCHITECTURE",
+    "D399": "IT AND TELECOM- OTHER IT AND TELECOMMUNICATIONS",
+    "DA01": "IT AND TELECOM - BUSINESS APPLICATION/APPLICATION DEVELOPMENT SUPPORT SERVICES (LABOR)",
+    "7030": "ADP SOFTWARE",
+    "7035": "ADP SUPPORT EQUIPMENT",
+    "5820": "RADIO AND TELEVISION COMMUNICATION EQUIPMENT, EXCEPT AIRBORNE",
+    "J058": "MAINT/REPAIR/REBUILD OF EQUIPMENT- COMMUNICATION, DETECTION, AND COHERENT RADIATION EQUIPMENT",
+    "S206": "HOUSEKEEPING- GUARD",
+    "S201": "HOUSEKEEPING- CUSTODIAL JANITORIAL",
+    "R408": "SUPPORT- PROFESSIONAL: PROGRAM MANAGEMENT/SUPPORT",
+    "R499": "SUPPORT- PROFESSIONAL: OTHER",
+    "J065": "MAINT/REPAIR/REBUILD OF EQUIPMENT- MEDICAL, DENTAL, AND VETERINARY EQUIPMENT AND SUPPLIES",
+    "6515": "MEDICAL AND SURGICAL INSTRUMENTS, EQUIPMENT, AND SUPPLIES",
+    "Z1DA": "MAINTENANCE OF HOSPITALS AND INFIRMARIES",
+    "U099": "EDUCATION/TRAINING- OTHER",
+}
+
+NAICS = {
+    "541512": "COMPUTER SYSTEMS DESIGN SERVICES",
+    "541519": "OTHER COMPUTER RELATED SERVICES",
+    "518210": "DATA PROCESSING, HOSTING, AND RELATED SERVICES",
+    "511210": "SOFTWARE PUBLISHERS",
+    "519190": "ALL OTHER INFORMATION SERVICES",
+    "423430": "COMPUTER AND COMPUTER PERIPHERAL EQUIPMENT AND SOFTWARE MERCHANT WHOLESALERS",
+    "334220": "RADIO AND TELEVISION BROADCASTING AND WIRELESS COMMUNICATIONS EQUIPMENT MANUFACTURING",
+    "811213": "COMMUNICATION EQUIPMENT REPAIR AND MAINTENANCE",
+    "541611": "ADMINISTRATIVE MANAGEMENT AND GENERAL MANAGEMENT CONSULTING SERVICES",
+    "561210": "FACILITIES SUPPORT SERVICES",
+    "561612": "SECURITY GUARDS AND PATROL SERVICES",
+    "561720": "JANITORIAL SERVICES",
+    "922140": "CORRECTIONAL INSTITUTIONS",
+    "423450": "MEDICAL, DENTAL, AND HOSPITAL EQUIPMENT AND SUPPLIES MERCHANT WHOLESALERS",
+    "811219": "OTHER ELECTRONIC AND PRECISION EQUIPMENT REPAIR AND MAINTENANCE",
+    "236220": "COMMERCIAL AND INSTITUTIONAL BUILDING CONSTRUCTION",
+    "611430": "PROFESSIONAL AND MANAGEMENT DEVELOPMENT TRAINING",
+}
+
+SOFTWARE, HARDWARE, IT_SERVICES, SERVICES, FACILITY = range(5)  # product-line classes
+
+# product line -> (PSC, NAICS, class, description phrases)
+PRODUCT_LINES = {
+    "palantir_om": ("D302", "541512", IT_SERVICES, (
+        "FALCON OPERATIONS AND MAINTENANCE",
+        "INVESTIGATIVE CASE MANAGEMENT (ICM) SYSTEM OPERATIONS AND MAINTENANCE",
+        "FALCON SEARCH AND ANALYSIS SYSTEM SUPPORT",
+        "ANALYTICAL FRAMEWORK FOR INTELLIGENCE (AFI) SOFTWARE SUPPORT",
+    )),
+    "palantir_licenses": ("7030", "511210", SOFTWARE, (
+        "PALANTIR GOTHAM SOFTWARE LICENSES AND MAINTENANCE",
+        "PALANTIR ENTERPRISE LICENSES, OPTION YEAR 2",
+        "RENEWAL OF PALANTIR SOFTWARE LICENSES",
+    )),
+    "palantir_resale": ("7030", "423430", SOFTWARE, (
+        "PALANTIR SOFTWARE LICENSES (BRAND NAME)",
+        "PALANTIR GOTHAM LICENSE RENEWAL AND O&M SUPPORT",
+        "PURCHASE OF PALANTIR LICENSES FOR HSI",
+    )),
+    "microsoft_direct": ("7030", "511210", SOFTWARE, (
+        "MICROSOFT PREMIER SUPPORT SERVICES",
+        "MICROSOFT ENTERPRISE AGREEMENT TRUE-UP",
+        "MICROSOFT UNIFIED SUPPORT, BASE YEAR",
+    )),
+    "microsoft_resale": ("7030", "423430", SOFTWARE, (
+        "MICROSOFT AZURE CLOUD SERVICES",
+        "MICROSOFT OFFICE 365 LICENSES",
+        "MICROSOFT ENTERPRISE AGREEMENT RENEWAL - SOFTWARE ASSURANCE",
+        "MICROSOFT WINDOWS SERVER DATACENTER LICENSES",
+    )),
+    "hardware": ("7035", "423430", HARDWARE, (
+        "DELL LATITUDE LAPTOPS AND DOCKING STATIONS",
+        "TECHNOLOGY REFRESH - DESKTOPS AND MONITORS",
+        "POWEREDGE SERVERS AND STORAGE ARRAYS",
+        "RUGGEDIZED TABLETS FOR FIELD OPERATIONS",
+    )),
+    "cloud": ("D399", "518210", IT_SERVICES, (
+        "CLOUD HOSTING SERVICES",
+        "DATA CENTER MIGRATION SUPPORT",
+        "ENTERPRISE INFRASTRUCTURE SOLUTIONS",
+    )),
+    "data_subscriptions": ("7030", "519190", SOFTWARE, (
+        "CLEAR INVESTIGATIVE PLATFORM SUBSCRIPTION",
+        "WESTLAW NEXT SUBSCRIPTION SERVICES",
+        "PUBLIC RECORDS DATA ACCESS - CLEAR LICENSES",
+    )),
+    "radios": ("5820", "334220", HARDWARE, (
+        "TACTICAL COMMUNICATIONS PROGRAM",
+        "APX 8000 PORTABLE RADIOS AND ACCESSORIES",
+        "LAND MOBILE RADIO SUBSCRIBER UNITS",
+        "P25 RADIO INFRASTRUCTURE UPGRADE",
+    )),
+    "radio_maintenance": ("J058", "811213", SERVICES, (
+        "RADIO MAINTENANCE SERVICES",
+        "LAND MOBILE RADIO SYSTEM SUSTAINMENT",
+    )),
+    "it_services": ("DA01", "541512", IT_SERVICES, (
+        "ENTERPRISE SYSTEMS DEVELOPMENT AND SUSTAINMENT",
+        "EAGLE II TASK ORDER - APPLICATION DEVELOPMENT",
+        "ENFORCEMENT INTEGRATED DATABASE (EID) MODERNIZATION",
+        "BIOMETRIC IDENTIFICATION SYSTEM (IDENT) O&M",
+        "AUTOMATED TARGETING SYSTEM SUPPORT",
+        "ELECTRONIC IMMIGRATION SYSTEM (ELIS) DEVELOPMENT",
+    )),
+    "it_strategy": ("D307", "541519", IT_SERVICES, (
+        "CYBERSECURITY OPERATIONS CENTER SUPPORT",
+        "ENTERPRISE ARCHITECTURE AND IT GOVERNANCE SUPPORT",
+        "CLOUD MIGRATION STRATEGY AND PLANNING",
+    )),
+    "consulting": ("R408", "541611", SERVICES, (
+        "PROGRAM MANAGEMENT SUPPORT SERVICES",
+        "ACQUISITION PROGRAM SUPPORT",
+        "ORGANIZATIONAL TRANSFORMATION SUPPORT",
+        "HUMAN CAPITAL RECRUITING AND HIRING SUPPORT",
+    )),
+    "detention": ("S206", "561210", SERVICES, (
+        'DETENTION SERVICES, "FAMILY RESIDENTIAL CENTER"',
+        "OPERATION OF THE ADELANTO ICE PROCESSING CENTER",
+        "DETENTION AND TRANSPORTATION SERVICES",
+        "GUARD SERVICES AT THE NORTHWEST DETENTION CENTER",
+        "DETAINEE TRANSPORTATION, GUARD AND MEDICAL ESCORT SERVICES",
+        "SOUTH TEXAS FAMILY RESIDENTIAL CENTER (DILLEY)",
+    )),
+    "corrections": ("R499", "922140", SERVICES, (
+        "RESIDENTIAL REENTRY CENTER SERVICES",
+        "CONTRACT CORRECTIONAL INSTITUTION - CRIMINAL ALIEN REQUIREMENT (CAR)",
+        "SECURE HOUSING AND CARE OF FEDERAL INMATES",
+    )),
+    "guards": ("S206", "561612", SERVICES, ("ARMED GUARD SERVICES", "PROTECTIVE SECURITY OFFICER SERVICES")),
+    "janitorial": ("S201", "561720", SERVICES, (
+        "JANITORIAL SERVICES FOR THE FIELD OFFICE",
+        "CUSTODIAL SERVICES, BASE YEAR",
+    )),
+    "medical": ("6515", "423450", HARDWARE, (
+        "MEDICAL SUPPLIES FOR DETAINEE HEALTH SERVICES",
+        "AUTOMATED EXTERNAL DEFIBRILLATORS",
+    )),
+    "medical_maintenance": ("J065", "811219", SERVICES, (
+        "PREVENTIVE MAINTENANCE OF X-RAY AND MEDICAL EQUIPMENT",
+    )),
+    "facility": ("Z1DA", "236220", FACILITY, (
+        "RENOVATION OF MEDICAL UNIT AT PROCESSING CENTER",
+        "FACILITY MAINTENANCE AND REPAIR",
+    )),
+    "training": ("U099", "611430", SERVICES, (
+        "FIREARMS INSTRUCTOR TRAINING",
+        "LEADERSHIP DEVELOPMENT TRAINING",
+        "LANGUAGE TRAINING - SPANISH",
+    )),
+}
+LINE_NAMES = tuple(PRODUCT_LINES)
+
+# Appended to ~10% of award descriptions: long text with commas, quotes, one newline, one curly apostrophe.
+LONG_TAILS = (
+    "THIS ORDER IS BEING ISSUED AGAINST THE CONTRACTOR'S MULTIPLE AWARD SCHEDULE (MAS) CONTRACT. IN ACCORDANCE "
+    "WITH THE QUOTE, DATED JUNE 18, 2017, AND CLARIFIED ON JULY 16, 2017, THE ABOVE DOCUMENTS ARE HEREBY "
+    "INCORPORATED AND MADE PART OF THIS ORDER. THIS FIRM-FIXED PRICE ORDER IS FOR ONE BASE YEAR WITH FOUR, "
+    "ONE-YEAR OPTION PERIODS.",
+    "THE CONTRACTOR SHALL PROVIDE ALL PERSONNEL, EQUIPMENT, SUPPLIES, FACILITIES, TRANSPORTATION, TOOLS, "
+    "MATERIALS, SUPERVISION, AND OTHER ITEMS AND NON-PERSONAL SERVICES NECESSARY TO PERFORM AS DEFINED IN THE "
+    'PERFORMANCE WORK STATEMENT (PWS), INCLUDING "SURGE" CAPACITY WHEN DIRECTED BY THE CONTRACTING OFFICER.',
+    "FAR CLAUSE 52.222-54, EMPLOYMENT ELIGIBILITY VERIFICATION (OCT 2015), IS HEREBY INCORPORATED. FUNDING FOR "
+    "THIS ORDER IS PROVIDED VIA IAA NO. HSCEMS17X00012; ALL OTHER TERMS AND CONDITIONS REMAIN UNCHANGED.",
+    "NON-PERSONAL SERVICES IN SUPPORT OF THE PROGRAM OFFICE, TO INCLUDE: REQUIREMENTS ANALYSIS, DESIGN, "
+    "DEVELOPMENT, TESTING, DEPLOYMENT, OPERATIONS AND MAINTENANCE (O&M), HELP DESK (TIER 1-3) AND TRAINING, IN "
+    "ACCORDANCE WITH THE STATEMENT OF OBJECTIVES DATED 03/14/2018 AND THE CONTRACTOR'S TECHNICAL PROPOSAL, "
+    '"VOLUME I".',
+    "PERIOD OF PERFORMANCE: BASE YEAR PLUS FOUR OPTION YEARS.\nPOINT OF CONTACT: CONTRACTING OFFICER\u2019S "
+    "REPRESENTATIVE (COR), OFFICE OF THE CHIEF INFORMATION OFFICER, 500 12TH STREET SW, WASHINGTON, DC.",
+)
+LONG_TAIL_PER_MILLE = 100
+
+# action type code -> (label, shares by sign class zero/negative/positive, changes exercised value, changes all-options value)
+ACTION_TYPES = {
+    "A": ("ADDITIONAL WORK (NEW AGREEMENT, JUSTIFICATION REQUIRED)", (0, 0, 5), True, True),
+    "B": ("SUPPLEMENTAL AGREEMENT FOR WORK WITHIN SCOPE", (20, 15, 20), True, True),
+    "C": ("FUNDING ONLY ACTION", (0, 30, 40), False, False),
+    "D": ("CHANGE ORDER", (8, 0, 10), True, True),
+    "F": ("TERMINATE FOR CONVENIENCE (COMPLETE OR PARTIAL)", (0, 10, 0), True, True),
+    "G": ("EXERCISE AN OPTION", (0, 0, 25), True, False),
+    "J": ("NOVATION AGREEMENT", (2, 0, 0), False, False),
+    "K": ("CLOSE OUT", (12, 30, 0), False, False),
+    "M": ("OTHER ADMINISTRATIVE ACTION", (45, 15, 0), False, False),
+    "V": ("VENDOR DUNS OR NAME CHANGE - NON-NOVATION", (4, 0, 0), False, False),
+    "W": ("VENDOR ADDRESS CHANGE", (5, 0, 0), False, False),
+}
+ACTION_CODES = tuple(ACTION_TYPES)
+
+# Descriptions of modifications by action type (a few span two lines).
+MOD_TEXTS = {
+    "A": ("ADDITIONAL WORK - ADD NEW CLIN FOR SURGE SUPPORT", "ADD NEW REQUIREMENTS PER PWS REVISION 2"),
+    "B": (
+        "SUPPLEMENTAL AGREEMENT - ADD CLIN 0005",
+        "BILATERAL MODIFICATION TO INCORPORATE REVISED PERFORMANCE WORK STATEMENT",
+        "INCORPORATE WAGE DETERMINATION 2015-4281, REVISION 7",
+    ),
+    "C": ("INCREMENTAL FUNDING", "FUNDING ONLY MODIFICATION", "DE-OBLIGATE EXCESS FUNDS"),
+    "D": ("CHANGE ORDER - REVISED DELIVERY SCHEDULE",),
+    "F": ("PARTIAL TERMINATION FOR CONVENIENCE OF CLIN 0003",),
+    "G": ("EXERCISE OPTION PERIOD", "EXERCISE OPTION YEAR ONE", "EXERCISE OPTION YEAR TWO, CLINS 2001-2004"),
+    "J": ("NOVATION AGREEMENT - SUCCESSOR IN INTEREST",),
+    "K": ("CLOSE OUT - DEOBLIGATE REMAINING FUNDS", "ADMINISTRATIVE CLOSEOUT OF CONTRACT"),
+    "M": (
+        "ADMINISTRATIVE MODIFICATION TO UPDATE COR",
+        "ADMINISTRATIVE CHANGE - UPDATE ACCOUNTING AND APPROPRIATION DATA",
+        "THE PURPOSE OF THIS MODIFICATION IS TO:\n1) CHANGE THE CONTRACTING OFFICER'S REPRESENTATIVE; "
+        "2) UPDATE THE INVOICING INSTRUCTIONS",
+    ),
+    "V": ("UPDATE VENDOR NAME IN SAM",),
+    "W": ("UPDATE VENDOR ADDRESS",),
+}
+MOD_TEXT_SHARES = (45, 45, 10)  # per-action text weights: first, second, third (multi-line texts are rare)
+
+# award kind: (award_or_idv_flag, award_type_code, award_type, PIID type letter, share %, max transactions)
+AWARD_KINDS = (
+    ("IDV", None, None, "D", 7, 6),
+    ("AWARD", "C", "DELIVERY ORDER", "F", 38, 15),
+    ("AWARD", "A", "BPA CALL", "F", 10, 15),
+    ("AWARD", "D", "DEFINITIVE CONTRACT", "C", 25, 15),
+    ("AWARD", "B", "PURCHASE ORDER", "P", 20, 4),
+)
+IDV, DELIVERY_ORDER, BPA_CALL, DEFINITIVE, PURCHASE_ORDER = range(5)
+TRANSACTIONS_PER_AWARD = (22, 14, 11, 9, 8, 7, 6, 5, 4, 3, 3, 2, 2, 2, 2)  # weights for 1..15 actions
+IDV_TYPES = {"A": "GWAC", "B": "IDC", "C": "FSS", "D": "BOA", "E": "BPA"}
+AGENCY_IDV_TYPES = (("B", "D", 60), ("E", "A", 32), ("D", "G", 8))  # idv type, PIID letter, share
+IN_FILE_PARENT_PER_MILLE = 450  # orders whose parent IDV is in the same file (others: GSA schedules etc.)
+NEGATIVE_MOD_PER_MILLE = 70  # de-obligations among non-IDV modifications (~5% of all rows)
+ZERO_MOD_PER_MILLE = 250
+
+# dollar ranges of base actions and their shares by award kind
+AMOUNT_BUCKETS = ((500, 10_000), (10_000, 100_000), (100_000, 1_000_000), (1_000_000, 10_000_000),
+                  (10_000_000, 60_000_000))
+AMOUNT_SHARES = {
+    IDV: (0, 0, 10, 50, 40),  # IDV ceilings (base and all options); IDVs obligate (almost) nothing
+    DELIVERY_ORDER: (10, 30, 35, 20, 5),
+    BPA_CALL: (20, 40, 30, 10, 0),
+    DEFINITIVE: (5, 20, 35, 30, 10),
+    PURCHASE_ORDER: (50, 45, 5, 0, 0),
+}
+
+# Coded columns chosen once per award: column -> (what the shares depend on, {value: ((code, label, share), ...)}).
+# Written as <column>_code + <column>.
+KIND_CODED = {
+    "type_of_contract_pricing": {
+        IDV: (("J", "FIRM FIXED PRICE", 60), ("Y", "TIME AND MATERIALS", 30), ("U", "COST PLUS FIXED FEE", 10)),
+        DELIVERY_ORDER: (("J", "FIRM FIXED PRICE", 65), ("Y", "TIME AND MATERIALS", 25), ("U", "COST PLUS FIXED FEE", 10)),
+        BPA_CALL: (("J", "FIRM FIXED PRICE", 85), ("Y", "TIME AND MATERIALS", 15)),
+        DEFINITIVE: (("J", "FIRM FIXED PRICE", 60), ("U", "COST PLUS FIXED FEE", 20), ("Y", "TIME AND MATERIALS", 20)),
+        PURCHASE_ORDER: (("J", "FIRM FIXED PRICE", 95), ("Y", "TIME AND MATERIALS", 5)),
+    },
+    "extent_competed": {
+        IDV: (("A", "FULL AND OPEN COMPETITION", 60), ("D", "FULL AND OPEN COMPETITION AFTER EXCLUSION OF SOURCES", 15),
+              ("C", "NOT COMPETED", 20), ("B", "NOT AVAILABLE FOR COMPETITION", 5)),
+        DELIVERY_ORDER: (("A", "FULL AND OPEN COMPETITION", 70), ("D", "FULL AND OPEN COMPETITION AFTER EXCLUSION OF SOURCES", 15),
+                         ("C", "NOT COMPETED", 15)),
+        BPA_CALL: (("A", "FULL AND OPEN COMPETITION", 75), ("F", "COMPETED UNDER SAP", 25)),
+        DEFINITIVE: (("A", "FULL AND OPEN COMPETITION", 55), ("D", "FULL AND OPEN COMPETITION AFTER EXCLUSION OF SOURCES", 15),
+                     ("C", "NOT COMPETED", 25), ("B", "NOT AVAILABLE FOR COMPETITION", 5)),
+        PURCHASE_ORDER: (("F", "COMPETED UNDER SAP", 65), ("G", "NOT COMPETED UNDER SAP", 25),
+                         ("A", "FULL AND OPEN COMPETITION", 10)),
+    },
+    "solicitation_procedures": {
+        IDV: (("NP", "NEGOTIATED PROPOSAL/QUOTE", 80), ("SSS", "ONLY ONE SOURCE", 20)),
+        DELIVERY_ORDER: (("MAFO", "SUBJECT TO MULTIPLE AWARD FAIR OPPORTUNITY", 70), ("NP", "NEGOTIATED PROPOSAL/QUOTE", 20),
+                         ("SSS", "ONLY ONE SOURCE", 10)),
+        BPA_CALL: (("MAFO", "SUBJECT TO MULTIPLE AWARD FAIR OPPORTUNITY", 60), ("SP1", "SIMPLIFIED ACQUISITION", 40)),
+        DEFINITIVE: (("NP", "NEGOTIATED PROPOSAL/QUOTE", 70), ("SSS", "ONLY ONE SOURCE", 20),
+                     ("SB", "SEALED BID/FORMAL ADVERTISING", 10)),
+        PURCHASE_ORDER: (("SP1", "SIMPLIFIED ACQUISITION", 85), ("NP", "NEGOTIATED PROPOSAL/QUOTE", 15)),
+    },
+    "purchase_card_as_payment_method": {
+        PURCHASE_ORDER: (("N", "NO", 90), ("Y", "YES", 10)),
+        None: (("N", "NO", 1),),
+    },
+    "cost_or_pricing_data": {
+        DEFINITIVE: (("N", "NO", 80), ("Y", "YES", 15), ("W", "NOT OBTAINED - WAIVED", 5)),
+        None: (("N", "NO", 1),),
+    },
+}
+LINE_CLASS_CODED = {
+    "commercial_item_acquisition_procedures": {
+        SOFTWARE: (("A", "COMMERCIAL ITEM", 90), ("D", "COMMERCIAL ITEM PROCEDURES NOT USED", 10)),
+        HARDWARE: (("A", "COMMERCIAL ITEM", 90), ("D", "COMMERCIAL ITEM PROCEDURES NOT USED", 10)),
+        None: (("D", "COMMERCIAL ITEM PROCEDURES NOT USED", 60), ("A", "COMMERCIAL ITEM", 40)),
+    },
+    "information_technology_commercial_item_category": {
+        SOFTWARE: (("A", "COMMERCIALLY AVAILABLE", 70), ("B", "OTHER COMMERCIAL ITEM", 30)),
+        HARDWARE: (("A", "COMMERCIALLY AVAILABLE", 40), ("Z", "NOT IT PRODUCTS OR SERVICES", 60)),
+        IT_SERVICES: (("B", "OTHER COMMERCIAL ITEM", 40), ("D", "NON-COMMERCIAL ITEM", 60)),
+        None: (("Z", "NOT IT PRODUCTS OR SERVICES", 1),),
+    },
+    "clinger_cohen_act_planning": {
+        SOFTWARE: (("Y", "YES", 1),), HARDWARE: (("N", "NO", 1),), IT_SERVICES: (("Y", "YES", 1),),
+        None: (("N", "NO", 1),),
+    },
+    "materials_supplies_articles_equipment": {HARDWARE: (("Y", "YES", 1),), None: (("N", "NO", 1),)},
+    "labor_standards": {
+        SOFTWARE: (("N", "NO", 1),), HARDWARE: (("N", "NO", 1),),
+        None: (("Y", "YES", 60), ("N", "NO", 40)),
+    },
+    "construction_wage_rate_requirements": {FACILITY: (("Y", "YES", 1),), None: (("N", "NO", 1),)},
+    "performance_based_service_acquisition": {
+        SOFTWARE: (("X", "NOT APPLICABLE", 1),), HARDWARE: (("X", "NOT APPLICABLE", 1),),
+        None: (("Y", "YES - SERVICE WHERE PBA IS USED.", 40), ("N", "NO - SERVICE WHERE PBA IS NOT USED.", 60)),
+    },
+    "place_of_manufacture": {
+        HARDWARE: (("D", "MFG IN U.S.", 70), ("F", "MFG OUTSIDE U.S. - COMMERCIAL INFORMATION TECHNOLOGY", 30)),
+        None: (("C", "NOT A MANUFACTURED END PRODUCT", 1),),
+    },
+    "sea_transportation": {HARDWARE: (("U", "UNKNOWN", 50), ("N", "NO", 50)), None: (("N", "NO", 1),)},
+}
+SIZE_CODED = {  # by business size: 0 small, 1 other than small
+    "subcontracting_plan": {
+        0: (("B", "PLAN NOT REQUIRED", 1),),
+        1: (("B", "PLAN NOT REQUIRED", 40), ("C", "PLAN REQUIRED - INCENTIVE NOT INCLUDED", 30),
+            ("G", "COMMERCIAL SUBCONTRACT PLAN", 20), ("F", "INDIVIDUAL SUBCONTRACT PLAN", 10)),
+    },
+    "cost_accounting_standards_clause": {
+        0: (("X", "NOT APPLICABLE EXEMPT FROM CAS", 1),),
+        1: (("X", "NOT APPLICABLE EXEMPT FROM CAS", 70), ("Y", "YES - CAS CLAUSE INCLUDED", 30)),
+    },
+    "fed_biz_opps": {None: (("Y", "YES", 50), ("N", "NO", 40), ("X", "NOT APPLICABLE", 10))},
+    "government_furnished_property": {
+        None: (("N", "TRANSACTION DOES NOT USE GFE/GFP", 85), ("Y", "TRANSACTION USES GFE/GFP", 15)),
+    },
+}
+CONSTANT_CODED = {  # code column, code, label column, label
+    "foreign_funding": ("foreign_funding", "X", "foreign_funding_description", "NOT APPLICABLE"),
+    "evaluated_preference": ("evaluated_preference_code", "NONE", "evaluated_preference", "NO PREFERENCE USED"),
+    "simplified_procedures": ("simplified_procedures_for_certain_commercial_items_code", "N",
+                              "simplified_procedures_for_certain_commercial_items", "NO"),
+    "a76": ("a76_fair_act_action_code", "N", "a76_fair_act_action", "NO"),
+    "local_area": ("local_area_set_aside_code", "N", "local_area_set_aside", "NO"),
+    "national_interest": ("national_interest_action_code", "NONE", "national_interest_action", "NONE"),
+    "undefinitized": ("undefinitized_action_code", "X", "undefinitized_action", "NO"),
+    "consolidated": ("consolidated_contract_code", "N", "consolidated_contract", "NO"),
+    "multi_year": ("multi_year_contract_code", "N", "multi_year_contract", "NO"),
+    "financing": ("contract_financing_code", "Z", "contract_financing", "NOT APPLICABLE"),
+    "contingency": ("contingency_humanitarian_or_peacekeeping_operation_code", "X",
+                    "contingency_humanitarian_or_peacekeeping_operation", "NOT APPLICABLE"),
+    "bundling": ("contract_bundling_code", "D", "contract_bundling", "NOT A BUNDLED REQUIREMENT"),
+    "recovered": ("recovered_materials_sustainability_code", "C", "recovered_materials_sustainability",
+                  "NO CLAUSES INCLUDED AND NO SUSTAINABILITY INCLUDED"),
+    "entity": ("domestic_or_foreign_entity_code", "A", "domestic_or_foreign_entity", "U.S. OWNED BUSINESS"),
+    "epa": ("epa_designated_product_code", "E", "epa_designated_product", "NOT REQUIRED"),
+    "origin": ("country_of_product_or_service_origin_code", "USA", "country_of_product_or_service_origin",
+               "UNITED STATES"),
+    "commercial_test": ("commercial_item_test_program_code", "N", "commercial_item_test_program", "NO"),
+}
+OTHER_THAN_FULL_AND_OPEN = (("ONE", "ONLY ONE SOURCE-OTHER (FAR 6.302-1 OTHER)", 60), ("UNQ", "UNIQUE SOURCE", 25),
+                            ("URG", "URGENCY", 15))
+FAIR_OPPORTUNITY = (("FAIR", "FAIR OPPORTUNITY GIVEN", 80), ("ONE", "ONLY ONE SOURCE - OTHER", 10),
+                    ("FOO", "FOLLOW-ON ACTION FOLLOWING COMPETITIVE INITIAL ACTION", 10))
+INHERENTLY_GOVERNMENTAL = ((None, None, 60), ("OT", "OTHER FUNCTIONS", 25), ("CT", "CRITICAL FUNCTIONS", 8),
+                           ("CL", "CLOSELY ASSOCIATED", 7))
+SET_ASIDES = {
+    "NONE": "NO SET ASIDE USED.",
+    "SBA": "SMALL BUSINESS SET ASIDE - TOTAL",
+    "8A": "8A COMPETED",
+    "8AN": "8(A) SOLE SOURCE",
+    "SDVOSBC": "SERVICE DISABLED VETERAN OWNED SMALL BUSINESS SET-ASIDE",
+    "WOSB": "WOMEN OWNED SMALL BUSINESS",
+    "HZC": "HUBZONE SET-ASIDE",
+}
+OBJECT_CLASSES = {
+    SOFTWARE: "25.7: Operation and maintenance of equipment",
+    HARDWARE: "31.0: Equipment",
+    IT_SERVICES: "25.2: Other services from non-Federal sources",
+    SERVICES: "25.2: Other services from non-Federal sources",
+    FACILITY: "25.4: Operation and maintenance of facilities",
+}
+
+# business-type flags ("t" in the bool columns) by recipient profile; every other bool column is "f"
+BASE_FLAGS = ("corporate_entity_not_tax_exempt", "for_profit_organization", "receives_contracts")
+PROFILE_FLAGS = {
+    "large": (),
+    "manufacturer": ("manufacturer_of_goods",),
+    "8a": ("c8a_program_participant", "small_disadvantaged_business", "self_certified_small_disadvantaged_business",
+           "minority_owned_business", "black_american_owned_business"),
+    "sdvosb": ("veteran_owned_business", "service_disabled_veteran_owned_business"),
+    "wosb": ("woman_owned_business", "women_owned_small_business", "economically_disadvantaged_women_owned_small_business"),
+    "hubzone": ("historically_underutilized_business_zone_hubzone_firm", "hispanic_american_owned_business",
+                "minority_owned_business"),
+    "small": ("subchapter_scorporation", "emerging_small_business"),
+}
+PROFILE_SET_ASIDE = {"8a": "8A", "sdvosb": "SDVOSBC", "wosb": "WOSB", "hubzone": "HZC", "small": "SBA"}
+SMALL_PROFILES = ("8a", "sdvosb", "wosb", "hubzone", "small")
+
+DEFAULT_AGENCY_SHARES = {code: share for code, _, _, share, *_ in SUBTIERS}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One vendor site. Identifiers are derived from the name (stable, fictional)."""
+
+    name: str
+    location: str
+    street: str
+    lines: dict[str, int]
+    share: int
+    parent: str | None = None  # ultimate parent name; None = itself
+    profile: str = "large"
+    agencies: dict[str, int] | None = None  # awarding subtier shares; None = DEFAULT_AGENCY_SHARES
+    alias: tuple[str, int] | None = None  # (other spelling, per-mille of awards using it)
+    old_name: tuple[str, date] | None = None  # (name reported before, renamed on)
+    vehicles: tuple[tuple[str, str, str, str], ...] = ()  # (PIID, agency, IDV type, single/multiple) held elsewhere
+
+
+IT_AGENCIES = {"7012": 22, "7014": 28, "7003": 12, "7013": 10, "7022": 8, "7001": 10, "1549": 6, "1540": 2, "4732": 2}
+EAGLE_II = ("HSHQDC13D00024", "7001", "B", "M")
+SEWP_V = ("NNG15SD22B", "8000", "A", "M")
+RECIPIENTS = (
+    Recipient("PALANTIR USG INC.", "WASHINGTON_DC", "1025 THOMAS JEFFERSON ST NW STE 600",
+              {"palantir_om": 60, "palantir_licenses": 40}, 4, parent="PALANTIR TECHNOLOGIES INC.",
+              agencies={"7012": 60, "7014": 25, "7001": 10, "1549": 5},
+              vehicles=(("47QTCH18D0068", "4732", "C", "M"),)),
+    Recipient("PALANTIR TECHNOLOGIES INC.", "PALO_ALTO", "100 HAMILTON AVE STE 300", {"palantir_licenses": 1}, 1,
+              agencies={"7012": 50, "7014": 40, "1549": 10}),
+    Recipient("MICROSOFT CORPORATION", "REDMOND", "1 MICROSOFT WAY", {"microsoft_direct": 70, "cloud": 30}, 4,
+              profile="manufacturer", agencies=IT_AGENCIES),
+    Recipient("DELL FEDERAL SYSTEMS L.P.", "ROUND_ROCK", "1 DELL WAY", {"microsoft_resale": 50, "hardware": 50}, 6,
+              parent="DELL TECHNOLOGIES INC.", profile="manufacturer", agencies=IT_AGENCIES,
+              vehicles=(("GS35F0119Y", "4732", "C", "M"), SEWP_V)),
+    Recipient("DELL MARKETING L.P.", "ROUND_ROCK", "1 DELL WAY", {"hardware": 60, "microsoft_resale": 40}, 4,
+              parent="DELL TECHNOLOGIES INC.", profile="manufacturer", agencies=IT_AGENCIES, vehicles=(SEWP_V,)),
+    Recipient("THOMSON REUTERS SPECIAL SERVICES LLC", "MCLEAN", "1410 SPRING HILL RD STE 125",
+              {"data_subscriptions": 1}, 3, parent="THOMSON REUTERS CORPORATION",
+              agencies={"7012": 50, "7014": 20, "1549": 30}),
+    Recipient("MOTOROLA SOLUTIONS, INC.", "CHICAGO", "500 W MONROE ST", {"radios": 70, "radio_maintenance": 30}, 5,
+              profile="manufacturer", agencies={"7014": 40, "7012": 25, "1549": 15, "7013": 10, "7022": 10}),
+    Recipient("HEWLETT PACKARD ENTERPRISE COMPANY", "PALO_ALTO", "3000 HANOVER ST", {"hardware": 50, "cloud": 50}, 4,
+              profile="manufacturer", agencies=IT_AGENCIES, vehicles=(SEWP_V,)),
+    Recipient("THE GEO GROUP, INC.", "BOCA_RATON", "4955 TECHNOLOGY WAY", {"detention": 80, "corrections": 20}, 4,
+              agencies={"7012": 75, "1540": 25}, alias=("GEO GROUP INC., THE", 300)),
+    Recipient("CORECIVIC, INC.", "BRENTWOOD", "5501 VIRGINIA WAY", {"detention": 60, "corrections": 40}, 3,
+              agencies={"7012": 60, "1540": 40},
+              old_name=("CORRECTIONS CORPORATION OF AMERICA", date(2016, 10, 28))),
+    Recipient("DELOITTE CONSULTING LLP", "ARLINGTON", "1919 N LYNN ST", {"consulting": 50, "it_strategy": 50}, 5,
+              parent="DELOITTE LLP", agencies=IT_AGENCIES, vehicles=(EAGLE_II,)),
+    Recipient("BOOZ ALLEN HAMILTON INC.", "MCLEAN", "8283 GREENSBORO DR", {"consulting": 40, "it_services": 60}, 5,
+              parent="BOOZ ALLEN HAMILTON HOLDING CORPORATION", agencies=IT_AGENCIES, vehicles=(EAGLE_II,)),
+    Recipient("ACCENTURE FEDERAL SERVICES LLC", "ARLINGTON", "800 N GLEBE RD STE 300",
+              {"it_services": 70, "consulting": 30}, 4, parent="ACCENTURE PLC", agencies=IT_AGENCIES,
+              vehicles=(EAGLE_II,)),
+    Recipient("GENERAL DYNAMICS INFORMATION TECHNOLOGY, INC.", "FALLS_CHURCH", "3150 FAIRVIEW PARK DR",
+              {"it_services": 80, "cloud": 20}, 6, parent="GENERAL DYNAMICS CORPORATION", agencies=IT_AGENCIES,
+              vehicles=(EAGLE_II,)),
+    Recipient("LEIDOS, INC.", "RESTON", "11951 FREEDOM DR", {"it_services": 70, "cloud": 30}, 5,
+              parent="LEIDOS HOLDINGS, INC.", agencies=IT_AGENCIES, vehicles=(EAGLE_II,)),
+    Recipient("CARAHSOFT TECHNOLOGY CORP.", "RESTON", "11493 SUNSET HILLS RD STE 100",
+              {"palantir_resale": 40, "microsoft_resale": 30, "cloud": 30}, 4, agencies=IT_AGENCIES,
+              vehicles=(SEWP_V,)),
+)
+
+# ~30 generated small businesses: (name, location, product lines); profile cycles through SMALL_PROFILES
+SMALL_BUSINESSES = (
+    ("APEX FEDERAL SOLUTIONS LLC", "HERNDON", ("it_services", "it_strategy")),
+    ("SENTINEL DATA SYSTEMS INC.", "COLUMBIA_MD", ("it_services",)),
+    ("BLUE RIDGE CONSULTING GROUP LLC", "ARLINGTON", ("consulting",)),
+    ("CARDINAL GUARD SERVICES INC.", "SAN_ANTONIO", ("guards",)),
+    ("KEYSTONE JANITORIAL SERVICES LLC", "EL_PASO", ("janitorial",)),
+    ("FRONTIER MEDICAL SUPPLY CORP.", "TAMPA", ("medical", "medical_maintenance")),
+    ("IRONCLAD CYBER LLC", "HUNTSVILLE", ("it_strategy",)),
+    ("PATRIOT TRAINING ASSOCIATES INC.", "ATLANTA", ("training",)),
+    ("LIBERTY IT PARTNERS LLC", "ROCKVILLE", ("it_services", "hardware")),
+    ("SUMMIT PROGRAM SUPPORT LLC", "WASHINGTON_DC", ("consulting",)),
+    ("RIO GRANDE FACILITY SERVICES INC.", "EL_PASO", ("facility", "janitorial")),
+    ("LONE STAR SECURITY GROUP LLC", "SAN_ANTONIO", ("guards",)),
+    ("CHESAPEAKE ANALYTICS LLC", "COLUMBIA_MD", ("it_strategy", "consulting")),
+    ("POTOMAC ENGINEERING SOLUTIONS INC.", "RESTON", ("it_services",)),
+    ("DESERT SKY MEDICAL LLC", "TUCSON", ("medical",)),
+    ("NORTHSTAR LOGISTICS INC.", "SAN_DIEGO", ("consulting", "training")),
+    ("EAGLE EYE TECHNOLOGIES LLC", "HERNDON", ("hardware", "it_services")),
+    ("GULF COAST CONSTRUCTORS INC.", "TAMPA", ("facility",)),
+    ("MERIDIAN HEALTH STAFFING LLC", "SAN_ANTONIO", ("medical_maintenance", "training")),
+    ("CAPITOL BRIDGE CONSULTING LLC", "WASHINGTON_DC", ("consulting",)),
+    ("SILVER OAK SYSTEMS INC.", "FALLS_CHURCH", ("it_services",)),
+    ("TRIDENT LANGUAGE SERVICES LLC", "SAN_DIEGO", ("training",)),
+    ("GRANITE STATE TECHNOLOGIES INC.", "ROCKVILLE", ("hardware",)),
+    ("PINNACLE BIOMETRICS LLC", "HUNTSVILLE", ("it_services",)),
+    ("HARBOR POINT SOLUTIONS INC.", "TAMPA", ("it_strategy",)),
+    ("MESA VERDE TRANSPORT LLC", "TUCSON", ("guards",)),
+    ("COPPER CANYON IT LLC", "TUCSON", ("it_services", "cloud")),
+    ("STARLIGHT CLEANING SERVICES INC.", "ATLANTA", ("janitorial",)),
+    ("VANGUARD TACTICAL TRAINING LLC", "HERNDON", ("training",)),
+    ("BLUEWATER DIGITAL SERVICES LLC", "ARLINGTON", ("cloud", "it_services")),
+)
+SMALL_BUSINESS_AGENCIES = {"7012": 35, "7014": 30, "7003": 8, "7013": 7, "7022": 6, "7001": 4, "1540": 6, "1549": 4}
+
+UEI_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"  # SAM UEIs avoid I and O
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------------------
+
+
+def malformed_plan(rows: int, malformed: int) -> list[tuple[int, str]]:
+    """Data rows (1-based, header excluded) to corrupt and how, spread evenly, kinds cycling MALFORMED_KINDS."""
+    count = max(0, min(malformed, rows))
+    return [((2 * i + 1) * rows // (2 * count) + 1, MALFORMED_KINDS[i % len(MALFORMED_KINDS)]) for i in range(count)]
+
+
+def write_transactions(path: Path, rows: int, *, seed: int = 2018, layout: str = "current",
+                       malformed: int = 0, chunk_rows: int = 50_000,
+                       start: date = date(2014, 10, 1), end: date = date(2019, 9, 30)) -> Path:
+    """Write one CSV of `rows` data rows (plus header). Returns path."""
+    path = Path(path)
+    with open(path, "wb") as out:
+        _write_parts([out], rows, seed=seed, layout=layout, malformed=malformed, chunk_rows=chunk_rows,
+                     start=start, end=end)
+    return path
+
+
+def write_feed(out_dir: Path, rows: int = 3000, *, seed: int = 2018, layout: str = "current",
+               malformed: int = 5, zip_parts: int = 0) -> list[Path]:
+    """Write a demo feed into out_dir: one CSV, or (zip_parts > 1) one ZIP holding that many CSV parts
+    named like a bulk download (<base>_1.csv, <base>_2.csv, ...) each with its own header. Returns the files written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if zip_parts <= 1:
+        return [write_transactions(out_dir / f"{FEED_BASE}_1.csv", rows, seed=seed, layout=layout, malformed=malformed)]
+    zip_path = out_dir / f"{FEED_BASE}.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        handles = [archive.open(_zip_entry(f"{FEED_BASE}_{i}.csv"), "w", force_zip64=True)
+                   for i in range(1, zip_parts + 1)]
+        try:
+            _write_parts(handles, rows, seed=seed, layout=layout, malformed=malformed)
+        finally:
+            for handle in handles:
+                handle.close()
+    return [zip_path]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _zip_entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _write_parts(outs: Sequence[IO[bytes]], rows: int, *, seed: int, layout: str, malformed: int,
+                 chunk_rows: int = 50_000, start: date = date(2014, 10, 1), end: date = date(2019, 9, 30)) -> None:
+    """Stream `rows` rows into the given binary files, splitting evenly; each file gets a header."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+    if rows < 0 or chunk_rows < 1 or start > end:
+        raise ValueError("need rows >= 0, chunk_rows >= 1 and start <= end")
+    plan = malformed_plan(rows, malformed)
+    bounds = [rows * i // len(outs) for i in range(len(outs) + 1)]  # part i holds rows bounds[i]..bounds[i+1]-1
+    headed = [False] * len(outs)
+    for first, frame in _frames(rows, seed, layout, plan, chunk_rows, start, end):
+        for part, out in enumerate(outs):
+            lo, hi = max(first, bounds[part]), min(first + frame.height, bounds[part + 1])
+            if lo < hi or (not headed[part] and bounds[part] == bounds[part + 1]):
+                piece = frame.slice(lo - first, max(0, hi - lo))
+                extra = [r - lo for r, kind in plan if kind == "extra_field" and lo <= r - 1 < hi]
+                _write_piece(out, piece, header=not headed[part], extra_rows=extra)
+                headed[part] = True
+    for part, out in enumerate(outs):
+        if not headed[part]:
+            _write_piece(out, _empty_frame(layout), header=True, extra_rows=[])
+
+
+def _write_piece(out: IO[bytes], frame: pl.DataFrame, *, header: bool, extra_rows: list[int]) -> None:
+    """Write rows as CSV; rows in extra_rows (0-based in frame) get one extra field appended."""
+    if not extra_rows:
+        frame.write_csv(out, include_header=header)
+        return
+    lines = frame.write_csv(include_header=header).split("\n")
+    newlines = pl.sum_horizontal(
+        pl.col(c).str.count_matches("\n", literal=True).fill_null(0) for c in MULTILINE_COLUMNS if c in frame.columns
+    )
+    before = frame.select(newlines.cum_sum() - newlines).to_series()  # embedded newlines in earlier rows
+    for row in extra_rows:
+        lines[int(header) + row + before[row]] += "," + EXTRA_FIELD_VALUE
+    out.write("\n".join(lines).encode("utf-8"))
+
+
+def _empty_frame(layout: str) -> pl.DataFrame:
+    return pl.DataFrame(schema={c: pl.String for c in _layout_columns(layout)})
+
+
+def _frames(rows: int, seed: int, layout: str, plan: list[tuple[int, str]], chunk_rows: int,
+            start: date, end: date) -> Iterator[tuple[int, pl.DataFrame]]:
+    """Yield (first row index, frame in the output layout) chunk by chunk; malformed rows already applied."""
+    first_award = 0
+    for chunk, first in enumerate(range(0, rows, chunk_rows)):
+        n = min(chunk_rows, rows - first)
+        local = [(r - 1 - first, kind, i) for i, (r, kind) in enumerate(plan) if first <= r - 1 < first + n]
+        rng = _Rng(seed, chunk)
+        wide, awards = _chunk(rng, n, first_award, _day(start), _day(end))
+        first_award += awards
+        extra = [r for r, kind, _ in local if kind == "extra_field"]
+        if extra:  # rows that get an extra field must fit on one line
+            wide = wide.with_columns(
+                pl.when(pl.int_range(pl.len()).is_in(extra)).then(pl.col(c).str.replace_all("\n", " ", literal=True))
+                .otherwise(pl.col(c)).alias(c)
+                for c in MULTILINE_COLUMNS if c in wide.columns
+            )
+        yield first, _corrupt(_to_layout(wide, layout), local)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Random draws
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """Weighted options, optionally conditional on a parent value 0..P-1 (flattened for search_sorted)."""
+
+    keys: pl.Series  # parent * 2**32 + running weight, sorted
+    totals: pl.Series  # total weight per parent
+    values: pl.Series  # option value per flat position
+
+
+def _weights(options_by_parent: Sequence[Sequence[tuple[int, int]]]) -> _Weights:
+    """options_by_parent[p] = [(value, weight), ...]; weights are integers."""
+    keys, values, totals = [], [], []
+    for parent, options in enumerate(options_by_parent):
+        running = 0
+        for value, weight in options:
+            if weight > 0:
+                running += weight
+                keys.append(parent * 2**32 + running)
+                values.append(value)
+        totals.append(max(running, 1))
+    return _Weights(pl.Series(keys, dtype=pl.Int64), pl.Series(totals, dtype=pl.Int64),
+                    pl.Series(values, dtype=pl.Int64))
+
+
+class _Rng:
+    """Deterministic vectorised draws: Mersenne Twister bytes viewed as uint32 through pyarrow."""
+
+    def __init__(self, seed: int, stream: int) -> None:
+        self._random = random.Random(f"awardwatch-sample:{seed}:{stream}")
+
+    def u32(self, n: int) -> pl.Series:
+        buffer = pa.py_buffer(self._random.randbytes(4 * n))
+        return pl.from_arrow(pa.Array.from_buffers(pa.uint32(), n, [None, buffer]))
+
+    def below(self, n: int, bound: int | pl.Series) -> pl.Series:
+        """Integers in [0, bound) (bound < 2**32, scalar or per row)."""
+        bound = bound.cast(pl.UInt64) if isinstance(bound, pl.Series) else bound
+        return ((self.u32(n).cast(pl.UInt64) * bound) // 2**32).cast(pl.Int64)
+
+    def chance(self, n: int, per_mille: int) -> pl.Series:
+        return self.below(n, 1000) < per_mille
+
+    def pick(self, weights: _Weights, parent: pl.Series | int) -> pl.Series:
+        """One option value per row of `parent` (or `parent` rows of parent 0 when an int)."""
+        parent = pl.Series([0] * parent, dtype=pl.Int64) if isinstance(parent, int) else parent.cast(pl.Int64)
+        draw = self.below(len(parent), weights.totals.gather(parent))
+        return weights.values.gather(weights.keys.search_sorted(parent * 2**32 + draw, side="right"))
+
+
+def _day(d: date) -> int:
+    return d.toordinal() - date(1970, 1, 1).toordinal()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Lookup tables (built once)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _ident(text: str, length: int, alphabet: str) -> str:
+    number = int.from_bytes(hashlib.sha256(text.encode()).digest(), "big")
+    chars = []
+    for _ in range(length):
+        number, digit = divmod(number, len(alphabet))
+        chars.append(alphabet[digit])
+    return "".join(chars)
+
+
+def _uei(name: str) -> str:
+    return _ident("uei:" + name, 12, UEI_ALPHABET)
+
+
+def _duns(name: str, index: int) -> str:
+    duns = _ident("duns:" + name, 9, "0123456789")
+    return "0" + duns[1:] if index % 4 == 0 else duns.lstrip("0").rjust(9, "1")
+
+
+@cache
+def _recipients() -> tuple[Recipient, ...]:
+    small = tuple(
+        Recipient(name, location, f"{100 + 37 * i} {('MAIN', 'COMMERCE', 'LIBERTY', 'PARK')[i % 4]} ST STE {200 + i}",
+                  {line: 1 for line in lines}, 1, profile=SMALL_PROFILES[i % len(SMALL_PROFILES)],
+                  agencies=SMALL_BUSINESS_AGENCIES)
+        for i, (name, location, lines) in enumerate(SMALL_BUSINESSES)
+    )
+    return RECIPIENTS + small
+
+
+def _location_columns(prefix: str, key: str) -> dict[str, str]:
+    city, county, county_fips, state, zip9, district = LOCATIONS[key]
+    state_name, state_fips = STATES[state]
+    names = {
+        "recipient": ("recipient_country_code", "recipient_country_name", "recipient_city_name",
+                      "prime_award_transaction_recipient_county_fips_code", "recipient_county_name",
+                      "prime_award_transaction_recipient_state_fips_code", "recipient_state_code",
+                      "recipient_state_name", "recipient_zip_4_code", "prime_award_transaction_recipient_cd_original",
+                      "prime_award_transaction_recipient_cd_current"),
+        "pop": ("primary_place_of_performance_country_code", "primary_place_of_performance_country_name",
+                "primary_place_of_performance_city_name", "prime_award_transaction_place_of_performance_county_fips_code",
+                "primary_place_of_performance_county_name",
+                "prime_award_transaction_place_of_performance_state_fips_code",
+                "primary_place_of_performance_state_code", "primary_place_of_performance_state_name",
+                "primary_place_of_performance_zip_4", "prime_award_transaction_place_of_performance_cd_original",
+                "prime_award_transaction_place_of_performance_cd_current"),
+    }[prefix]
+    values = ("USA", "UNITED STATES", city, state_fips + county_fips, county, state_fips, state, state_name, zip9,
+              f"{state}-{district}", f"{state}-{district}")
+    return dict(zip(names, values))
+
+
+@cache
+def _bool_columns() -> tuple[str, ...]:
+    return tuple(c for c, kind in current_columns().items() if kind == "bool")
+
+
+@cache
+def _recipient_frame() -> pl.DataFrame:
+    """One row per recipient: every recipient-level output column plus helpers (prefixed _)."""
+    records = []
+    for i, r in enumerate(_recipients()):
+        parent = r.parent or r.name
+        parent_index = next((j for j, o in enumerate(_recipients()) if o.name == parent), i)
+        small = r.profile in SMALL_PROFILES
+        flags = set(BASE_FLAGS) | set(PROFILE_FLAGS[r.profile])
+        if r.name.endswith("LLC"):
+            flags.add("limited_liability_corporation")
+        if r.name.endswith(("L.P.", "LLP")):
+            flags.add("partnership_or_limited_liability_partnership")
+        record = {
+            "recipient_uei": _uei(r.name),
+            "recipient_duns": _duns(r.name, i),
+            "recipient_parent_uei": _uei(parent),
+            "recipient_parent_duns": _duns(parent, parent_index),
+            "recipient_parent_name": parent,
+            "cage_code": _ident("cage:" + r.name, 5, UEI_ALPHABET),
+            "recipient_address_line_1": r.street,
+            "recipient_phone_number": _ident("phone:" + r.name, 10, "0123456789").replace("0", "7", 1),
+            "recipient_fax_number": _ident("fax:" + r.name, 10, "0123456789").replace("0", "7", 1) if small else None,
+            "contracting_officers_determination_of_business_size": "SMALL BUSINESS" if small else "OTHER THAN SMALL BUSINESS",
+            "contracting_officers_determination_of_business_size_code": "S" if small else "O",
+            "organizational_type": "PARTNERSHIP" if r.name.endswith(("L.P.", "LLP")) else "CORPORATE NOT TAX EXEMPT",
+            "annual_revenue": str(2_000_000 + 731_000 * i) if small else None,
+            "number_of_employees": str(12 + 7 * i) if small else None,
+            "_name": r.name,
+            "_alias": r.alias[0] if r.alias else r.name,
+            "_alias_per_mille": r.alias[1] if r.alias else 0,
+            "_old_name": r.old_name[0] if r.old_name else r.name,
+            "_renamed_day": _day(r.old_name[1]) if r.old_name else 0,
+            "_set_aside": PROFILE_SET_ASIDE.get(r.profile, "NONE"),
+            "_size": 0 if small else 1,
+            "_location": LOCATION_KEYS.index(r.location),
+            **_location_columns("recipient", r.location),
+            **{c: "t" if c in flags else "f" for c in _bool_columns()},
+        }
+        records.append(record)
+    return pl.DataFrame(records, infer_schema_length=None)
+
+
+@cache
+def _location_frame() -> pl.DataFrame:
+    return pl.DataFrame([_location_columns("pop", key) for key in LOCATION_KEYS])
+
+
+@cache
+def _office_list() -> tuple[tuple[str, str, str, str], ...]:
+    """Flat (subtier, office code, office name, old PIID prefix)."""
+    return tuple((sub, *office) for sub in SUBTIER_CODES for office in OFFICES[sub])
+
+
+@cache
+def _vehicle_list() -> tuple[tuple[str, str, str, str], ...]:
+    """Flat external parent IDVs: recipients' own vehicles plus one GSA schedule per recipient."""
+    vehicles = {v for r in _recipients() for v in r.vehicles}
+    vehicles |= {_gsa_schedule(r.name) for r in _recipients()}
+    return tuple(sorted(vehicles))
+
+
+def _gsa_schedule(name: str) -> tuple[str, str, str, str]:
+    code = _ident("schedule:" + name, 6, "0123456789")
+    if int(code[0]) % 2:
+        return ("GS35F" + code[1:5] + UEI_ALPHABET[int(code[5:]) + 10], "4732", "C", "M")
+    return ("47QTCA" + str(18 + int(code[1]) % 2) + "D00" + _ident("sch:" + name, 2, UEI_ALPHABET), "4732", "C", "M")
+
+
+PARENT_AGENCY_NAMES = {
+    "4732": "FEDERAL ACQUISITION SERVICE",
+    "7001": "OFFICE OF PROCUREMENT OPERATIONS",
+    "8000": "NATIONAL AERONAUTICS AND SPACE ADMINISTRATION",
+    **{code: name.upper() for code, name, *_ in SUBTIERS},
+}
+
+
+@dataclass(frozen=True)
+class _Tables:
+    kinds: _Weights
+    sizes: _Weights  # by kind
+    recipients: _Weights
+    agencies: _Weights  # by recipient
+    lines: _Weights  # by recipient
+    offices: _Weights  # by subtier index
+    funding: _Weights  # by subtier index
+    sites: _Weights  # by subtier index -> location index
+    vehicles: _Weights  # by recipient -> vehicle index
+    idv_types: _Weights
+    buckets: _Weights  # by kind
+    phrases: _Weights  # by product line -> phrase index
+    tails: _Weights
+    actions: _Weights  # by sign class (0 zero, 1 negative, 2 positive) -> action index
+    mod_texts: _Weights  # by action index -> mod text index
+    igf: _Weights
+    coded: dict[str, tuple[str, _Weights, list[str], list[str]]]  # column -> (parent helper, weights, codes, labels)
+
+
+def _coded_weights(by_parent: dict, parents: int) -> tuple[_Weights, list[str], list[str]]:
+    codes, labels, options = [], [], []
+    for parent in range(parents):
+        row = []
+        for code, label, share in by_parent.get(parent, by_parent.get(None, ())):
+            codes.append(code)
+            labels.append(label)
+            row.append((len(codes) - 1, share))
+        options.append(row)
+    return _weights(options), codes, labels
+
+
+@cache
+def _tables() -> _Tables:
+    recipients = _recipients()
+    offices = _office_list()
+    vehicles = _vehicle_list()
+    phrases = [p for line in PRODUCT_LINES.values() for p in line[3]]
+    mod_texts = [t for texts in MOD_TEXTS.values() for t in texts]
+    coded = {}
+    for column, by_kind in KIND_CODED.items():
+        coded[column] = ("kind", *_coded_weights(by_kind, len(AWARD_KINDS)))
+    for column, by_class in LINE_CLASS_CODED.items():
+        coded[column] = ("line_class", *_coded_weights(by_class, 5))
+    for column, by_size in SIZE_CODED.items():
+        coded[column] = ("size", *_coded_weights(by_size, 2))
+    coded["other_than_full_and_open_competition"] = ("zero", *_coded_weights({None: OTHER_THAN_FULL_AND_OPEN}, 1))
+    coded["fair_opportunity_limited_sources"] = ("zero", *_coded_weights({None: FAIR_OPPORTUNITY}, 1))
+    return _Tables(
+        kinds=_weights([[(k, spec[4]) for k, spec in enumerate(AWARD_KINDS)]]),
+        sizes=_weights([[(n + 1, w) for n, w in enumerate(TRANSACTIONS_PER_AWARD[: spec[5]])] for spec in AWARD_KINDS]),
+        recipients=_weights([[(i, r.share) for i, r in enumerate(recipients)]]),
+        agencies=_weights([[(SUBTIER_CODES.index(s), w) for s, w in (r.agencies or DEFAULT_AGENCY_SHARES).items()]
+                           for r in recipients]),
+        lines=_weights([[(LINE_NAMES.index(line), w) for line, w in r.lines.items()] for r in recipients]),
+        offices=_weights([[(i, 1) for i, o in enumerate(offices) if o[0] == sub] for sub in SUBTIER_CODES]),
+        funding=_weights([[(SUBTIER_CODES.index(f), w) for f, w in FUNDING.get(sub, {sub: 1}).items()]
+                          for sub in SUBTIER_CODES]),
+        sites=_weights([[(LOCATION_KEYS.index(k), 1) for k in AGENCY_SITES[sub]] for sub in SUBTIER_CODES]),
+        vehicles=_weights([[(vehicles.index(v), 3) for v in r.vehicles] + [(vehicles.index(_gsa_schedule(r.name)), 2)]
+                           for r in recipients]),
+        idv_types=_weights([[(i, share) for i, (_, _, share) in enumerate(AGENCY_IDV_TYPES)]]),
+        buckets=_weights([[(b, w) for b, w in enumerate(AMOUNT_SHARES[k])] for k in range(len(AWARD_KINDS))]),
+        phrases=_weights([[(phrases.index(p), 1) for p in line[3]] for line in PRODUCT_LINES.values()]),
+        tails=_weights([[(i, 1) for i in range(len(LONG_TAILS))]]),
+        actions=_weights([[(a, spec[1][cls]) for a, spec in enumerate(ACTION_TYPES.values())] for cls in range(3)]),
+        mod_texts=_weights([[(mod_texts.index(t), MOD_TEXT_SHARES[j]) for j, t in enumerate(texts)]
+                            for texts in MOD_TEXTS.values()]),
+        igf=_weights([[(i, share) for i, (_, _, share) in enumerate(INHERENTLY_GOVERNMENTAL)]]),
+        coded=coded,
+    )
+
+
+def _lookup(values: Sequence, index: pl.Series | pl.Expr, dtype: pl.DataType = pl.String) -> pl.Expr:
+    """Expression mapping integer indexes to values[index]."""
+    expr = index if isinstance(index, pl.Expr) else pl.lit(index)
+    return pl.lit(pl.Series(values, dtype=dtype)).gather(expr)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Generation: awards, then transactions, then columns
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _chunk(rng: _Rng, n: int, first_award: int, start_day: int, end_day: int) -> tuple[pl.DataFrame, int]:
+    """n rows in the wide (current + legacy-only columns) layout, and the number of awards they cover."""
+    awards = _awards(rng, n, first_award, start_day, end_day)
+    tx = _transactions(rng, awards, start_day, end_day)
+    return _columns(rng, tx), awards.height
+
+
+def _award_sizes(rng: _Rng, n: int) -> tuple[pl.Series, pl.Series]:
+    """Award kinds and transaction counts summing exactly to n."""
+    t = _tables()
+    kind = rng.pick(t.kinds, n)
+    size = rng.pick(t.sizes, kind)
+    total = size.cum_sum()
+    m = int(total.search_sorted(n, side="left")) + 1
+    size = size.head(m).scatter(m - 1, size[m - 1] - (total[m - 1] - n))
+    return kind.head(m), size
+
+
+def _awards(rng: _Rng, n: int, first_award: int, start_day: int, end_day: int) -> pl.DataFrame:
+    """One row per award: who, which agency, what, when the base action falls, parent IDV."""
+    t = _tables()
+    kind, size = _award_sizes(rng, n)
+    m = len(kind)
+    recipient = rng.pick(t.recipients, m)
+    a = pl.DataFrame({
+        "award": pl.int_range(first_award, first_award + m, eager=True),
+        "kind": kind,
+        "size": size,
+        "rec": recipient,
+        "sub": rng.pick(t.agencies, recipient),
+        "line": rng.pick(t.lines, recipient),
+        "idv_type": rng.pick(t.idv_types, m),
+        "vehicle": rng.pick(t.vehicles, recipient),
+        "in_file_parent": rng.chance(m, IN_FILE_PARENT_PER_MILLE),
+    })
+    idv_rows = a.select(pl.arg_where(pl.col("kind") == IDV)).to_series()
+    a = a.with_columns(parent_row=idv_rows.gather(rng.below(m, max(len(idv_rows), 1))) if len(idv_rows) else pl.lit(0))
+    a = a.with_columns(in_file_parent=pl.col("in_file_parent") & pl.col("kind").is_in([DELIVERY_ORDER, BPA_CALL])
+                       & pl.lit(len(idv_rows) > 0))
+    inherit = pl.col("in_file_parent")
+    parent_type = pl.col("idv_type").gather(pl.col("parent_row"))
+    vehicle_type = _lookup([v[2] for v in _vehicle_list()], pl.col("vehicle"))
+    a = a.with_columns(
+        *[pl.when(inherit).then(pl.col(c).gather(pl.col("parent_row"))).otherwise(pl.col(c)).alias(c)
+          for c in ("rec", "sub", "line")],
+        kind=pl.when(pl.col("kind").is_in([DELIVERY_ORDER, BPA_CALL]))
+        .then(pl.when(pl.when(inherit).then(parent_type == 1).otherwise(vehicle_type == "E"))
+              .then(pl.lit(BPA_CALL)).otherwise(pl.lit(DELIVERY_ORDER)))
+        .otherwise(pl.col("kind")),
+    )
+    sub = a["sub"]
+    funding = rng.pick(t.funding, sub)
+    a = a.with_columns(
+        off=rng.pick(t.offices, sub),
+        fsub=funding,
+        foff_other=rng.pick(t.offices, funding),
+        site=rng.pick(t.sites, sub),
+        at_site=rng.chance(m, 600),
+        bucket=rng.pick(t.buckets, a["kind"]),
+        amount_draw=rng.below(m, 2**31),
+        day_draw=rng.below(m, 2**31),
+        round_amount=rng.chance(m, 400),
+        exercised_mult=rng.pick(_weights([[(1, 80), (2, 15), (3, 5)]]), m),
+        options_mult=rng.pick(_weights([[(1, 40), (2, 20), (3, 15), (4, 10), (5, 15)]]), m),
+        phrase=rng.pick(t.phrases, a["line"]),
+        tail=pl.when(rng.chance(m, LONG_TAIL_PER_MILLE)).then(rng.pick(t.tails, m)).otherwise(pl.lit(None)),
+        igf=rng.pick(t.igf, m),
+        igf_prefix=rng.chance(m, 500),
+        alias=rng.below(m, 1000),
+        no_parent=rng.chance(m, 350),
+        set_aside_none=rng.chance(m, 300),
+        solicitation=rng.chance(m, 400),
+        solicitation_lead=rng.below(m, 110) + 10,
+        solicitation_serial=rng.below(m, 100_000),
+        duration=rng.below(m, 1095) + 30,
+        option_years=rng.below(m, 5),
+        offers=rng.below(m, 7) + 2,
+        file_c=rng.chance(m, 700),
+        outlay_pct=rng.below(m, 51) + 50,
+        object_class_alt=rng.chance(m, 200),
+        parent_mod=rng.pick(_weights([[(0, 60), (1, 15), (2, 10), (3, 10), (12, 5)]]), m),
+    )
+    return a.with_columns(_coded_draws(rng, a))
+
+
+def _coded_draws(rng: _Rng, a: pl.DataFrame) -> list[pl.Series]:
+    """Index into each coded column's (codes, labels) per award."""
+    t = _tables()
+    line_class = pl.Series([PRODUCT_LINES[name][2] for name in LINE_NAMES]).gather(a["line"])
+    size = _recipient_frame()["_size"].gather(a["rec"])
+    parents = {"kind": a["kind"], "line_class": line_class, "size": size, "zero": a.height}
+    return [rng.pick(weights, parents[parent]).alias("coded_" + column)
+            for column, (parent, weights, _, _) in t.coded.items()]
+
+
+def _transactions(rng: _Rng, awards: pl.DataFrame, start_day: int, end_day: int) -> pl.DataFrame:
+    """Explode awards into actions: modification numbers, dates, amounts, action types."""
+    t = _tables()
+    sizes = awards["size"]
+    row = pl.int_range(awards.height, eager=True).repeat_by(sizes).explode()
+    tx = awards.select(pl.all().gather(row)).with_columns(row=row, k=pl.int_ranges(0, sizes, eager=True).explode())
+    n = tx.height
+    is_idv = pl.col("kind") == IDV
+    tx = tx.with_columns(
+        gap=pl.when(pl.col("k") == 0).then(0).otherwise(rng.below(n, 200) + 7),
+        new_mod=(pl.col("k") == 0) | is_idv | ~rng.chance(n, 30),
+        sign=pl.when(pl.col("k") == 0).then(2)
+        .when(rng.chance(n, ZERO_MOD_PER_MILLE) | is_idv).then(0)
+        .when(rng.chance(n, NEGATIVE_MOD_PER_MILLE)).then(1).otherwise(2),
+        pct=rng.below(n, 1000),
+        report_lag=rng.below(n, 5 * 86400) + 6 * 3600,
+        modified_lag=rng.below(n, 120 * 86400) + 3600
+        + pl.when(rng.chance(n, 50)).then(rng.below(n, 3 * 365) * 86400).otherwise(0),
+        same_text=rng.chance(n, 550),
+        idv_money=rng.chance(n, 50),
+    )
+    tx = tx.with_columns(
+        cum_gap=pl.col("gap").cum_sum().over("row"),
+        mod_seq=pl.col("new_mod").cast(pl.Int64).cum_sum().over("row") - 1,
+        action=pl.when(pl.col("k") == 0).then(pl.lit(None)).otherwise(rng.pick(t.actions, tx["sign"])),
+    )
+    tx = tx.with_columns(
+        tx_number=pl.int_range(pl.len()).over(["row", "mod_seq"]),
+        mod_text=rng.pick(t.mod_texts, tx["action"].fill_null(0)),
+    )
+    return _with_dates(_with_amounts(tx), start_day, end_day)
+
+
+def _with_dates(tx: pl.DataFrame, start_day: int, end_day: int) -> pl.DataFrame:
+    """Base action day per award inside [start, end] (orders after their in-file parent), mods spread after it."""
+    span_raw = tx.group_by("row", maintain_order=True).agg(pl.col("cum_gap").max()).get_column("cum_gap")
+    awards = tx.filter(pl.col("k") == 0).select("in_file_parent", "parent_row", "day_draw").with_columns(
+        span_raw=span_raw)
+
+    def base_day(lower: pl.Expr) -> pl.Expr:
+        room = pl.lit(end_day) - lower
+        used = pl.min_horizontal(pl.col("span_raw"), room)
+        return lower + (pl.col("day_draw") % (room - used + 1))
+
+    awards = awards.with_columns(d0=base_day(pl.lit(start_day)))
+    awards = awards.with_columns(
+        d0=pl.when(pl.col("in_file_parent")).then(base_day(pl.col("d0").gather(pl.col("parent_row"))))
+        .otherwise(pl.col("d0")),
+        span=pl.min_horizontal(pl.col("span_raw"), pl.lit(end_day) - pl.col("d0")),
+    )
+    tx = tx.with_columns(
+        d0=awards["d0"].gather(tx["row"]), span=awards["span"].gather(tx["row"]),
+        span_raw=awards["span_raw"].gather(tx["row"]),
+    )
+    offset = pl.when(pl.col("span_raw") > 0).then(pl.col("cum_gap") * pl.col("span") // pl.col("span_raw")).otherwise(0)
+    return tx.with_columns(action_day=pl.col("d0") + offset)
+
+
+def _with_amounts(tx: pl.DataFrame) -> pl.DataFrame:
+    """Obligations and option values in cents, per action and as running award totals."""
+    lows = pl.Series([lo for lo, _ in AMOUNT_BUCKETS], dtype=pl.Int64)
+    widths = pl.Series([hi - lo for lo, hi in AMOUNT_BUCKETS], dtype=pl.Int64)
+    bucket = pl.col("bucket")
+    dollars = pl.lit(lows).gather(bucket) + pl.col("amount_draw") % pl.lit(widths).gather(bucket)
+    cents = pl.when(pl.col("round_amount")).then(dollars // 100 * 10_000).otherwise(
+        dollars * 100 + pl.col("amount_draw") % 100)
+    is_idv, base = pl.col("kind") == IDV, pl.col("k") == 0
+    pct = pl.when(pl.col("sign") == 1).then(-(pl.col("pct") % 60 + 1)).when(pl.col("sign") == 2).then(
+        pl.col("pct") % 120 + 5).otherwise(0)
+    action = pl.col("action").fill_null(0)
+    affects_exercised = _lookup([spec[2] for spec in ACTION_TYPES.values()], action, pl.Boolean)
+    affects_all = _lookup([spec[3] for spec in ACTION_TYPES.values()], action, pl.Boolean)
+    tx = tx.with_columns(
+        obligation=pl.when(is_idv).then(pl.when(base & pl.col("idv_money")).then(cents // 1000).otherwise(0))
+        .when(base).then(cents).otherwise(cents * pct // 100),
+    )
+    mod_value = pl.col("obligation")
+    tx = tx.with_columns(
+        exercised=pl.when(is_idv).then(0).when(base).then(pl.col("obligation") * pl.col("exercised_mult"))
+        .when(affects_exercised).then(mod_value).otherwise(0),
+        all_options=pl.when(is_idv).then(pl.when(base).then(cents).when(pl.col("idv_money")).then(
+            cents * (pl.col("pct") % 40 + 10) // 100).otherwise(0))
+        .when(base).then(pl.col("obligation") * pl.col("exercised_mult") * pl.col("options_mult"))
+        .when(affects_all).then(mod_value).otherwise(0),
+    )
+    return tx.with_columns(
+        total_obligated=pl.col("obligation").cum_sum().over("row"),
+        total_exercised=pl.col("exercised").cum_sum().over("row"),
+        total_all=pl.col("all_options").cum_sum().over("row"),
+        award_obligated=pl.col("obligation").sum().over("row"),
+    )

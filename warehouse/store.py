@@ -1,0 +1,246 @@
+"""Object storage for snapshots: a local folder or any S3-compatible endpoint.
+
+Both stores speak in keys relative to their root (``snapshots/<id>/manifest.json``)
+and can tell DuckDB how to read a key (a path, or an ``s3://`` URL plus a secret).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from schemas.errors import AwardwatchError
+
+
+class StoreError(AwardwatchError):
+    """An object store that failed or refused a request."""
+
+
+class Store(Protocol):
+    url: str
+
+    def put_file(self, key: str, path: Path) -> None: ...
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def get_bytes(self, key: str) -> bytes | None: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def delete(self, keys: list[str]) -> None: ...
+    def reader_path(self, key: str) -> str: ...
+    def duckdb_setup(self) -> list[str]: ...
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class LocalStore:
+    """A folder. Writes go to a temporary name first, then are renamed into place."""
+
+    root: Path
+
+    @property
+    def url(self) -> str:
+        return str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".partial")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".partial")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.exists():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+        for key in keys:  # remove folders left empty
+            parent = self._path(key).parent
+            while parent != self.root and parent.exists() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
+
+    def reader_path(self, key: str) -> str:
+        return str(self._path(key).resolve())
+
+    def duckdb_setup(self) -> list[str]:
+        return []
+
+
+class S3Store:
+    """A bucket and prefix on any S3-compatible endpoint, through boto3.
+
+    Checksums are sent and validated only when the operation requires them (many
+    S3-compatible servers reject the default CRC headers of recent boto3), files
+    over ``multipart_mb`` go up as multipart uploads, and a failed multipart
+    upload is aborted by boto3's transfer manager."""
+
+    def __init__(self, url: str, *, multipart_mb: int = 64, path_style: bool | None = None):
+        from urllib.parse import urlparse
+
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise StoreError(f"not an S3 URL: {url!r} (expected s3://bucket/prefix)")
+        self.url = url
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        import boto3
+
+        self.session = boto3.session.Session()
+        self.client = make_client(self.session, path_style=path_style)
+        self.multipart_mb = multipart_mb
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _fail(self, action: str, key: str, exc: Exception) -> StoreError:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return StoreError(f"S3 {action} s3://{self.bucket}/{self._key(key)} failed: {detail}")
+
+    def put_file(self, key: str, path: Path) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        size = self.multipart_mb << 20
+        config = TransferConfig(multipart_threshold=size, multipart_chunksize=size, max_concurrency=4, use_threads=True)
+        try:
+            self.client.upload_file(str(path), self.bucket, self._key(key), Config=config)
+        except Exception as exc:
+            raise self._fail("upload of", key, exc) from None
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        except Exception as exc:
+            raise self._fail("write of", key, exc) from None
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+        except Exception as exc:
+            raise self._fail("read of", key, exc) from None
+
+    def list(self, prefix: str) -> list[str]:
+        keys = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                keys += [obj["Key"] for obj in page.get("Contents", [])]
+        except Exception as exc:
+            raise self._fail("listing of", prefix, exc) from None
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        return sorted(k[strip:] for k in keys)
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
+            try:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            except Exception as exc:
+                raise self._fail("delete in", keys[start], exc) from None
+
+    def open_multipart_uploads(self) -> list[str]:
+        """Keys of multipart uploads started and never completed or aborted (should be none)."""
+        uploads = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix).get("Uploads", [])
+        return [u["Key"] for u in uploads]
+
+    def reader_path(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def duckdb_setup(self) -> list[str]:
+        """Statements that let DuckDB's httpfs read this bucket with boto3's credentials and endpoint."""
+        found = self.session.get_credentials()
+        creds = found.get_frozen_credentials() if found else None
+        endpoint = self.client.meta.endpoint_url
+        region = self.client.meta.region_name or "us-east-1"
+        parts = ["TYPE s3", "PROVIDER config", f"REGION '{_q(region)}'"]
+        if creds:
+            parts += [f"KEY_ID '{_q(creds.access_key)}'", f"SECRET '{_q(creds.secret_key)}'"]
+            if creds.token:
+                parts.append(f"SESSION_TOKEN '{_q(creds.token)}'")
+        if endpoint and "amazonaws.com" not in endpoint:
+            from urllib.parse import urlparse
+
+            e = urlparse(endpoint)
+            parts += [f"ENDPOINT '{_q(e.netloc)}'", f"USE_SSL {'true' if e.scheme == 'https' else 'false'}"]
+            if self.client.meta.config.s3 and self.client.meta.config.s3.get("addressing_style") == "path":
+                parts.append("URL_STYLE 'path'")
+        return [httpfs_load_statement(), f"CREATE OR REPLACE SECRET awardwatch_s3 ({', '.join(parts)})"]
+
+
+def _q(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def make_client(session, *, path_style: bool | None = None):
+    """An S3 client from boto3's standard chain (AWS_ENDPOINT_URL[_S3], credentials, region),
+    set up for S3-compatible servers: checksums only when required, retries with backoff,
+    and path-style addressing when the endpoint is not AWS (unless ``path_style`` says otherwise)."""
+    from botocore.config import Config
+
+    def build(style: str):
+        config = Config(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"addressing_style": style},
+            retries={"mode": "standard", "max_attempts": 6},
+            connect_timeout=10,
+            read_timeout=60,
+            user_agent_appid="awardwatch",
+        )
+        return session.client("s3", config=config)
+
+    client = build("path" if path_style else "auto")
+    if path_style is None and "amazonaws.com" not in (client.meta.endpoint_url or ""):
+        client = build("path")
+    return client
+
+
+def httpfs_load_statement() -> str:
+    """LOAD of the httpfs extension shipped by the duckdb-extension-httpfs package (no download)."""
+    import duckdb_extension_httpfs
+
+    found = sorted(Path(duckdb_extension_httpfs.__file__).parent.glob("extensions/*/httpfs.duckdb_extension"))
+    if not found:
+        raise StoreError("duckdb-extension-httpfs is installed without its extension file; reinstall it")
+    return f"LOAD '{_q(str(found[-1]))}'"
+
+
+def open_store(url: str) -> Store:
+    """A store for a folder path or an s3:// URL."""
+    if url.startswith("s3://"):
+        return S3Store(url)
+    if "://" in url and not url.startswith("file://"):
+        raise StoreError(f"unsupported snapshot URL {url!r}: use a folder or s3://bucket/prefix")
+    return LocalStore(Path(url.removeprefix("file://")))
