@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -36,17 +38,17 @@ class Format(str, Enum):
 
 Warehouse = Annotated[
     Optional[Path],
-    typer.Option("--warehouse", "-w", help="DuckDB file. [env AWARDWATCH_WAREHOUSE, default $AWARDWATCH_HOME/awardwatch.duckdb]", show_default=False),
+    typer.Option("--warehouse", "-w", help="DuckDB file. \\[env AWARDWATCH_WAREHOUSE, default $AWARDWATCH_HOME/awardwatch.duckdb]", show_default=False),
 ]
-BatchRows = Annotated[Optional[int], typer.Option(help="Rows per validation batch. [env AWARDWATCH_BATCH_ROWS, default 50000]", show_default=False)]
+BatchRows = Annotated[Optional[int], typer.Option(help="Rows per validation batch. \\[env AWARDWATCH_BATCH_ROWS, default 50000]", show_default=False)]
 MaxRejected = Annotated[
     Optional[float],
-    typer.Option(help="Share of a file's rows (0-1) that may be quarantined before the run fails. [env AWARDWATCH_MAX_REJECTED, default 0.05]", show_default=False),
+    typer.Option(help="Share of a file's rows (0-1) that may be quarantined before the run fails. \\[env AWARDWATCH_MAX_REJECTED, default 0.05]", show_default=False),
 ]
 OutputFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 SnapshotUrl = Annotated[
     Optional[str],
-    typer.Option("--snapshot-url", help="Folder or s3://bucket/prefix of the snapshots. [env AWARDWATCH_SNAPSHOT_URL, default snapshots/ beside the warehouse]", show_default=False),
+    typer.Option("--snapshot-url", help="Folder or s3://bucket/prefix of the snapshots. \\[env AWARDWATCH_SNAPSHOT_URL, default snapshots/ beside the warehouse]", show_default=False),
 ]
 Publish = Annotated[bool, typer.Option("--publish/--no-publish", help="Publish a Parquet snapshot after a successful run.")]
 snapshots_app = typer.Typer(help="List and prune published snapshots.", no_args_is_help=True)
@@ -125,7 +127,7 @@ def print_publish(result) -> None:
 
 @app.command(name="publish")
 def publish_command(warehouse: Warehouse = None, snapshot_url: SnapshotUrl = None,
-                    keep: Annotated[Optional[int], typer.Option(help="Snapshots to keep after publishing. [env AWARDWATCH_KEEP_SNAPSHOTS, default 30]", show_default=False)] = None) -> None:
+                    keep: Annotated[Optional[int], typer.Option(help="Snapshots to keep after publishing. \\[env AWARDWATCH_KEEP_SNAPSHOTS, default 30]", show_default=False)] = None) -> None:
     """Publish the warehouse as a Parquet snapshot (files, then manifest, then the `latest` pointer).
 
     Does nothing when the warehouse has not changed since the current snapshot.
@@ -193,6 +195,63 @@ def runs(warehouse: Warehouse = None, limit: Annotated[int, typer.Option(help="H
     render(columns, rows, fmt.value, out)
 
 
+Agencies = Annotated[
+    Optional[list[str]],
+    typer.Option("--agency", "-a", help="Agency abbreviation or code (ICE, CBP, 7012, DHS...); repeat for several. \\[env AWARDWATCH_AGENCIES, default DHS]", show_default=False),
+]
+
+
+def print_job(result: dict) -> None:
+    for source, info in result["sources"].items():
+        line = f"{source} {info['scope']}: windows {', '.join(info['windows']) or 'none'}"
+        if info.get("watermark"):
+            line += f"; watermark now {info['watermark']}"
+        if info.get("skipped"):
+            line += f"; skipped {len(info['skipped'])} finished chunk(s)"
+        out.print(line, highlight=False)
+    c = result["counts"]
+    columns = ["runs", "read", "inserted", "updated", "unchanged", "duplicates", "quarantined", "deleted", "reconciled"]
+    render(columns, [(len(result["runs"]), c["read"], c["inserted"], c["updated"], c["unchanged"], c["duplicate"], c["quarantined"],
+                      c["deleted"], "yes" if c["reconciled"] else "NO")], "table", out)
+    out.print(result["snapshot"] or "no snapshot")
+
+
+@app.command(name="run")
+def run_nightly(
+    warehouse: Warehouse = None,
+    agency: Agencies = None,
+    source: Annotated[Optional[list[str]], typer.Option("--source", "-s", help="Source to extract (usaspending, fpds); repeat for several. \\[env AWARDWATCH_SOURCES, default usaspending]", show_default=False)] = None,
+    lookback_days: Annotated[Optional[int], typer.Option(help="Days before each watermark to read again. \\[env AWARDWATCH_LOOKBACK_DAYS, default 3]", show_default=False)] = None,
+) -> None:
+    """Run the nightly job now: extract what changed since each source's watermark, load it, publish a snapshot."""
+    from flows import jobs
+    from flows.nightly import nightly
+
+    with ingest_progress() as progress:
+        jobs.PROGRESS = progress
+        result = nightly(sources=source, agencies=agency, lookback_days=lookback_days, warehouse=str(warehouse) if warehouse else None)
+    print_job(result)
+
+
+@app.command(name="backfill")
+def run_backfill(
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First action date (YYYY-MM-DD).", show_default=False)],
+    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Last action date (YYYY-MM-DD).", show_default=False)],
+    warehouse: Warehouse = None,
+    agency: Agencies = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Chunks downloading at once. \\[env AWARDWATCH_BACKFILL_CONCURRENCY, default 2]", show_default=False)] = None,
+) -> None:
+    """Load a date range of history, one month per chunk; re-running skips the chunks already done."""
+    from flows import jobs
+    from flows.backfill import backfill
+
+    with ingest_progress() as progress:
+        jobs.PROGRESS = progress
+        result = backfill(start=start.date(), end=end.date(), agencies=agency, concurrency=concurrency,
+                          warehouse=str(warehouse) if warehouse else None)
+    print_job(result)
+
+
 @app.command()
 def demo(
     warehouse: Warehouse = None,
@@ -207,10 +266,13 @@ def demo(
         result = run_demo(s, rows=rows, seed=seed, progress=progress)
     out.print(f"generated feed: {', '.join(str(p) for p in result.feed)}")
     print_run(result.run)
-    out.print(f"\nwarehouse: {s.warehouse}")
-    out.print(f"example: awardwatch query --warehouse {s.warehouse} \"...\"\n")
+    print_publish(result.snapshot)
+    out.print(f"\nwarehouse: {s.warehouse}\nsnapshots: {s.snapshots}\n")
+    out.print("example query (awardwatch query \"...\", or on the snapshot: awardwatch query --snapshot latest \"...\"):")
     out.print(EXAMPLE_SQL, highlight=False, markup=False)
-    render(result.columns, result.rows, "table", out, title="ICE and CBP: top recipients")
+    render(result.columns, result.rows, "table", out, title="ICE and CBP: top recipients (warehouse)")
+    same = "the same" if result.snapshot_rows == result.rows else "DIFFERENT"
+    out.print(f"the snapshot {result.snapshot.snapshot_id} gives {same} result")
 
 
 def main() -> None:
@@ -222,6 +284,12 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # a bug, not bad input: still one line, with a way to see more
+        if os.environ.get("AWARDWATCH_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"error: unexpected {type(exc).__name__}: {first} (set AWARDWATCH_DEBUG=1 for the traceback)", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 The feed is the sample source (``flows.sources.sample``): a ZIP of two CSV parts
 in the current layout and one CSV in the 2018 layout (DUNS era, no key
-columns), with a handful of malformed rows. It runs the real ingest path.
+columns), with a handful of malformed rows. It runs the real ingest path, then
+publishes a snapshot and runs the example query on both the warehouse and the snapshot.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 from flows import pipeline
 from flows.settings import Settings
 from flows.sources import sample
-from warehouse.query import query_warehouse
+from warehouse.query import query_snapshot, query_warehouse
+from warehouse.snapshots import PublishResult
 
 EXAMPLE_SQL = """\
 SELECT recipient_name,
@@ -32,8 +34,10 @@ LIMIT 10"""
 class DemoResult:
     feed: list[Path]
     run: pipeline.RunResult
+    snapshot: PublishResult
     columns: list[str]
     rows: list[tuple]
+    snapshot_rows: list[tuple]
 
 
 def write_demo_feed(folder: Path, rows: int, seed: int) -> list[Path]:
@@ -63,5 +67,7 @@ def run_demo(settings: Settings, *, rows: int = 3000, seed: int = 2018, progress
         threads=settings.threads,
         progress=progress,
     )
-    columns, result = query_warehouse(settings.warehouse, EXAMPLE_SQL)
-    return DemoResult(feed, run, columns, result)
+    snapshot = pipeline.publish(settings.warehouse, settings.snapshots, keep=settings.keep_snapshots, threads=settings.threads)
+    columns, rows = query_warehouse(settings.warehouse, EXAMPLE_SQL)
+    _, snapshot_rows = query_snapshot(settings.snapshots, "latest", EXAMPLE_SQL)
+    return DemoResult(feed, run, snapshot, columns, rows, snapshot_rows)

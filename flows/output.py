@@ -88,3 +88,17 @@ def run_markdown(result) -> str:
     lines.append(f"| **total** | | {c.read:,} | {c.inserted:,} | {c.updated:,} | {c.unchanged:,} | {c.duplicate:,} | {c.quarantined:,} | {result.seconds:.1f} |")
     lines += ["", f"Reconciliation (read = inserted + updated + unchanged + duplicates + quarantined): **{'yes' if c.reconciled else 'NO'}**"]
     return "\n".join(lines)
+
+
+def job_markdown(job: str, done, snapshot, chunk_results=None) -> str:
+    """A nightly or backfill job as Markdown: per source windows and watermarks, runs, counts, snapshot."""
+    lines = [f"# awardwatch {job}", ""]
+    for d in done:
+        lines.append(f"- **{d.source}** `{d.scope}`: windows {', '.join(d.windows) or 'none'}"
+                     + (f"; watermark now {d.watermark}" if d.watermark else "")
+                     + (f"; skipped finished chunks {', '.join(d.skipped)}" if d.skipped else ""))
+    results = [d.result for d in done if d.result] + list(chunk_results or [])
+    for r in results:
+        lines += ["", run_markdown(r)]
+    lines += ["", f"Snapshot: {snapshot.message if snapshot else 'none'}"]
+    return "\n".join(lines)

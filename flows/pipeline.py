@@ -108,7 +108,7 @@ def stage_file(
     """Reads, validates and transforms one CSV into staged Parquet files."""
     layout = check_layout(f, read_header(f))
     out.mkdir(parents=True, exist_ok=True)
-    staged = load.StagedFile(source, f.name, [], [], 0, layout.name, list(layout.extra))
+    staged = load.StagedFile(source, f.name, staged=[], quarantined=[], read=0, layout=layout.name, extra_columns=list(layout.extra))
     reasons: Counter[str] = Counter()
     rejected = 0
     batches = scan(f, list(layout.columns)).collect_batches(chunk_size=batch_rows)
@@ -119,8 +119,14 @@ def stage_file(
             break
         except pl.exceptions.PolarsError as exc:
             raise InputError(f"{f.name}: cannot parse as CSV after data row {staged.read}: {_first_line(exc)}") from None
-        good, bad = split_batch(raw, layout, f.name)
         staged.read += raw.height
+        if layout.is_delta:
+            raw, deletions = split_deletions(raw, layout)
+            if deletions.height:
+                path = out / f"deletions_{i:05d}.parquet"
+                deletions.write_parquet(path)
+                staged.deletions.append(path)
+        good, bad = split_batch(raw, layout, f.name)
         if good.height:
             path = out / f"rows_{i:05d}.parquet"
             good.write_parquet(path, compression="lz4", statistics=False)
@@ -165,6 +171,26 @@ def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str) -> tuple[pl
     good = text.filter(~bad).lazy().drop(OVERFLOW).pipe(canonical).collect()
     canonical_schema().validate(good)
     return good, _quarantine_rows(raw.filter(bad), text.filter(bad), reasons.filter(bad), source_file)
+
+
+def split_deletions(raw: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Delta files: rows flagged ``D`` -> (other rows, deletion records: key, source_row, last_modified_date).
+    Deletion rows carry only key columns; the key's agency is their ``agency_id``."""
+    flag = pl.col("correction_delete_ind").str.strip_chars().str.to_uppercase() == "D"
+    is_delete = raw.select(flag.fill_null(False)).to_series()
+    if not is_delete.any():
+        return raw, pl.DataFrame()
+    records = (
+        raw.filter(is_delete)
+        .lazy()
+        .pipe(to_current_layout, layout, keep=(ROW, "agency_id"))
+        .pipe(normalise_text)
+        .with_columns(pl.coalesce("awarding_sub_agency_code", pl.col("agency_id").str.strip_chars().str.to_uppercase()).alias("awarding_sub_agency_code"))
+        .pipe(derive_keys)
+        .select(KEY, pl.col(ROW).cast(pl.Int64), pl.col("last_modified_date").str.slice(0, 19).str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False))
+        .collect()
+    )
+    return raw.filter(~is_delete), records
 
 
 def _quarantine_rows(raw: pl.DataFrame, text: pl.DataFrame, reasons: pl.Series, source_file: str) -> pl.DataFrame:

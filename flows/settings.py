@@ -9,6 +9,17 @@
 | AWARDWATCH_BATCH_ROWS | 50000 | rows per validation batch |
 | AWARDWATCH_MAX_REJECTED | 0.05 | share of a file's rows that may be quarantined before the run fails |
 | AWARDWATCH_THREADS | (all cores) | DuckDB and polars threads |
+| AWARDWATCH_USASPENDING_URL | https://api.usaspending.gov | USAspending API base URL |
+| AWARDWATCH_FPDS_URL | https://www.fpds.gov/ezsearch/FEEDS/ATOM | FPDS ATOM feed URL |
+| AWARDWATCH_AGENCIES | DHS | agencies the nightly run extracts (abbreviations or codes, comma-separated) |
+| AWARDWATCH_SOURCES | usaspending | sources of the nightly run (usaspending, fpds) |
+| AWARDWATCH_LOOKBACK_DAYS | 3 | days before the watermark that each run reads again |
+| AWARDWATCH_POLL_SECONDS | 10 | seconds between download-status polls |
+| AWARDWATCH_POLL_TIMEOUT | 14400 | seconds a download job may take |
+| AWARDWATCH_HTTP_TIMEOUT | 60 | seconds per HTTP request |
+| AWARDWATCH_HTTP_ATTEMPTS | 5 | attempts per request (429, 5xx, connection errors) |
+| AWARDWATCH_HTTP_BACKOFF | 2 | first retry wait in seconds, doubled each time, with jitter |
+| AWARDWATCH_BACKFILL_CONCURRENCY | 2 | chunks a backfill downloads at once |
 """
 
 from __future__ import annotations
@@ -27,6 +38,17 @@ class Settings:
     batch_rows: int = 50_000
     max_rejected_share: float = 0.05
     threads: int | None = None
+    usaspending_url: str = "https://api.usaspending.gov"
+    fpds_url: str = "https://www.fpds.gov/ezsearch/FEEDS/ATOM"
+    agencies: tuple[str, ...] = ("DHS",)
+    sources: tuple[str, ...] = ("usaspending",)
+    lookback_days: int = 3
+    poll_every: float = 10.0
+    poll_timeout: float = 14400.0
+    http_timeout: float = 60.0
+    http_attempts: int = 5
+    http_backoff: float = 2.0
+    backfill_concurrency: int = 2
 
     @property
     def snapshots(self) -> str:
@@ -54,4 +76,19 @@ def load(env: dict[str, str] | None = None) -> Settings:
         batch_rows=int(env.get("AWARDWATCH_BATCH_ROWS") or 50_000),
         max_rejected_share=float(env.get("AWARDWATCH_MAX_REJECTED") or 0.05),
         threads=int(threads) if threads else None,
+        usaspending_url=env.get("AWARDWATCH_USASPENDING_URL") or Settings.usaspending_url,
+        fpds_url=env.get("AWARDWATCH_FPDS_URL") or Settings.fpds_url,
+        agencies=_list(env.get("AWARDWATCH_AGENCIES")) or Settings.agencies,
+        sources=_list(env.get("AWARDWATCH_SOURCES")) or Settings.sources,
+        lookback_days=int(env.get("AWARDWATCH_LOOKBACK_DAYS") or 3),
+        poll_every=float(env.get("AWARDWATCH_POLL_SECONDS") or 10),
+        poll_timeout=float(env.get("AWARDWATCH_POLL_TIMEOUT") or 14400),
+        http_timeout=float(env.get("AWARDWATCH_HTTP_TIMEOUT") or 60),
+        http_attempts=int(env.get("AWARDWATCH_HTTP_ATTEMPTS") or 5),
+        http_backoff=float(env.get("AWARDWATCH_HTTP_BACKOFF") or 2),
+        backfill_concurrency=int(env.get("AWARDWATCH_BACKFILL_CONCURRENCY") or 2),
     )
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())

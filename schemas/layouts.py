@@ -45,6 +45,10 @@ RENAMES: dict[str, str] = {
 # Columns of old layouts that the current layout dropped: tolerated, not loaded.
 RETIRED = ("annual_revenue", "number_of_employees", "commercial_item_test_program", "commercial_item_test_program_code")
 
+# Award Data Archive delta files put these before the usual columns (correction_delete_ind:
+# blank new, C correction, D deletion; agency_id: the FPDS agency id part of the key).
+DELTA = ("correction_delete_ind", "agency_id")
+
 # A file must carry these (under a current or old name) to be read at all.
 REQUIRED = (
     "award_id_piid",
@@ -70,6 +74,7 @@ class Layout:
     missing_required: tuple[str, ...]
     duplicated: tuple[str, ...]
     has_keys: bool  # carries contract_transaction_unique_key
+    is_delta: bool = False  # an Award Data Archive delta file (rows may be deletions)
 
 
 def detect(header: list[str]) -> Layout:
@@ -80,7 +85,7 @@ def detect(header: list[str]) -> Layout:
     duplicated = tuple(dict.fromkeys(h for h in cleaned if h in seen or seen.add(h)))
     renamed = {h: RENAMES[h] for h in cleaned if h in RENAMES and RENAMES[h] not in seen}
     as_current = {renamed.get(h, h) for h in cleaned}
-    extra = tuple(h for h in cleaned if h not in current and h not in renamed and h not in RETIRED)
+    extra = tuple(h for h in cleaned if h not in current and h not in renamed and h not in RETIRED and h not in DELTA)
     retired = tuple(h for h in cleaned if h in RETIRED)
     missing = tuple(c for c in current if c not in as_current)
     missing_required = tuple(c for c in REQUIRED if c not in as_current)
@@ -100,6 +105,7 @@ def detect(header: list[str]) -> Layout:
         missing_required=missing_required,
         duplicated=duplicated,
         has_keys="contract_transaction_unique_key" in as_current,
+        is_delta="correction_delete_ind" in as_current,
     )
 
 

@@ -40,6 +40,7 @@ class StagedFile:
     staged: list[Path]  # Parquet: canonical transactions
     quarantined: list[Path]  # Parquet: rejected rows
     read: int
+    deletions: list[Path] = field(default_factory=list)  # Parquet: keys to delete (key, source_row, last_modified_date)
     layout: str = ""
     extra_columns: list[str] = field(default_factory=list)
 
@@ -63,17 +64,21 @@ def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, second
             counts.unchanged = by_action.get("unchanged", 0)
             counts.duplicate = by_action.get("duplicate", 0)
             _write(con, f.staged, lineage, counts, all_new=counts.inserted == sum(by_action.values()))
-            if counts.inserted or counts.updated:
-                con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT award_key FROM plan WHERE action IN ('insert', 'update')")
-                refresh_awards(con, "touched")
+        con.execute("CREATE OR REPLACE TEMP TABLE touched (award_key VARCHAR)")
+        if counts.inserted or counts.updated:
+            con.execute("INSERT INTO touched SELECT DISTINCT award_key FROM plan WHERE action IN ('insert', 'update')")
+        if f.deletions:
+            counts.deleted = _delete(con, f, run_id, loaded_at)
+        if con.execute("SELECT count(*) FROM touched").fetchone()[0]:
+            refresh_awards(con, "touched")
         if f.quarantined:
             counts.quarantined = _quarantine(con, f, run_id, loaded_at)
         con.execute(
             "INSERT OR REPLACE INTO run_files (run_id, source, source_file, layout, status, rows_read, rows_inserted, "
-            "rows_updated, rows_unchanged, rows_duplicate, rows_quarantined, extra_columns, seconds) "
-            "VALUES (?, ?, ?, ?, 'loaded', ?, ?, ?, ?, ?, ?, ?, ?)",
+            "rows_updated, rows_unchanged, rows_duplicate, rows_quarantined, rows_deleted, extra_columns, seconds) "
+            "VALUES (?, ?, ?, ?, 'loaded', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, f.source, f.source_file, f.layout, counts.read, counts.inserted, counts.updated, counts.unchanged,
-             counts.duplicate, counts.quarantined, f.extra_columns, seconds],
+             counts.duplicate, counts.quarantined, counts.deleted, f.extra_columns, seconds],
         )
         runs.add_counts(con, run_id, counts)
         con.execute("COMMIT")
@@ -125,6 +130,32 @@ def _write(con: duckdb.DuckDBPyConnection, staged: list[Path], lineage: list, co
             """,
             lineage,
         )
+
+
+def _delete(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) -> int:
+    """Applies deletion records: a stored row goes unless it is newer than the deletion.
+    Every record is logged in ``deletions`` (once: re-reading the same file adds nothing)."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE doomed AS
+        SELECT d.{KEY} AS k, d.source_row, d.last_modified_date AS lmd, t.{AWARD_KEY} AS award_key,
+               coalesce(t.{KEY} IS NOT NULL AND (d.last_modified_date IS NULL OR t.last_modified_date IS NULL
+                        OR d.last_modified_date >= t.last_modified_date), false) AS applied
+        FROM read_parquet({_files(f.deletions)}) d LEFT JOIN transactions t ON t.{KEY} = d.{KEY}
+        """
+    )
+    con.execute(f"DELETE FROM transactions WHERE {KEY} IN (SELECT k FROM doomed WHERE applied)")
+    con.execute("INSERT INTO touched SELECT DISTINCT award_key FROM doomed WHERE applied")
+    con.execute(
+        f"""
+        INSERT INTO deletions
+        SELECT d.k, d.award_key, d.applied, d.lmd, ?, ?, d.source_row, ?, ?
+        FROM doomed d ANTI JOIN deletions e
+          ON e.{KEY} = d.k AND e.source_file = ? AND e.source_row IS NOT DISTINCT FROM d.source_row
+        """,
+        [f.source, f.source_file, run_id, at, f.source_file],
+    )
+    return con.execute("SELECT count(*) FROM doomed").fetchone()[0]
 
 
 def _quarantine(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) -> int:

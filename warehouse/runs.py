@@ -14,8 +14,9 @@ COUNTS = ("read", "inserted", "updated", "unchanged", "duplicate", "quarantined"
 
 @dataclass
 class Counts:
-    """Rows of one file or one run. ``read`` = inserted + updated + unchanged + duplicate
-    + quarantined; ``deleted`` counts deletions a feed asked for (not rows read)."""
+    """Rows of one file or one run: ``read`` = inserted + updated + unchanged + duplicate
+    + quarantined + deleted, where ``deleted`` counts the deletion records read (the
+    ``deletions`` table says which of them removed a row)."""
 
     read: int = 0
     inserted: int = 0
@@ -32,7 +33,7 @@ class Counts:
 
     @property
     def reconciled(self) -> bool:
-        return self.read == self.inserted + self.updated + self.unchanged + self.duplicate + self.quarantined
+        return self.read == self.inserted + self.updated + self.unchanged + self.duplicate + self.quarantined + self.deleted
 
 
 @dataclass

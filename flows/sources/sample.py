@@ -19,12 +19,12 @@ import random
 import sys
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import IO
+from typing import IO, ContextManager
 
 import polars as pl
 import pyarrow as pa
@@ -44,6 +44,7 @@ NEW_PIID_FROM = date(2017, 10, 1)  # FY2018: DHS/DOJ/GSA moved to the 70.../15..
 
 MALFORMED_KINDS = ("day_first_date", "non_numeric_amount", "bad_id_length", "empty_piid", "extra_field")
 EXTRA_FIELD_VALUE = "EXTRA"
+WRITE_ROWS = 10_000  # rows turned into text and written at a time
 MULTILINE_COLUMNS = ("transaction_description", "prime_award_base_transaction_description", "award_description")
 
 TOPTIERS = {
@@ -341,6 +342,11 @@ LONG_TAILS = (
     "DEVELOPMENT, TESTING, DEPLOYMENT, OPERATIONS AND MAINTENANCE (O&M), HELP DESK (TIER 1-3) AND TRAINING, IN "
     "ACCORDANCE WITH THE STATEMENT OF OBJECTIVES DATED 03/14/2018 AND THE CONTRACTOR'S TECHNICAL PROPOSAL, "
     '"VOLUME I".',
+    "THIS IS A SOLE SOURCE, FIRM-FIXED-PRICE ORDER FOR THE CONTINUATION OF OPERATIONS AND MAINTENANCE, SOFTWARE "
+    "LICENSES, ENGINEERING SUPPORT AND HELP DESK SERVICES. THE GOVERNMENT WILL NOT ACCEPT \"OR EQUAL\" PRODUCTS: "
+    "THE REQUIRED SOFTWARE IS PROPRIETARY, AND ONLY THE ORIGINAL DEVELOPER, OR ITS AUTHORIZED RESELLERS, CAN PROVIDE "
+    "SOURCE CODE ACCESS, UPGRADES AND PATCHES WITHOUT UNACCEPTABLE DUPLICATION OF COST AND DELAY. SEE THE LIMITED "
+    "SOURCES JUSTIFICATION APPROVED BY THE HEAD OF THE CONTRACTING ACTIVITY (HCA), WHICH IS POSTED WITH THIS NOTICE.",
     "PERIOD OF PERFORMANCE: BASE YEAR PLUS FOUR OPTION YEARS.\nPOINT OF CONTACT: CONTRACTING OFFICER\u2019S "
     "REPRESENTATIVE (COR), OFFICE OF THE CHIEF INFORMATION OFFICER, 500 12TH STREET SW, WASHINGTON, DC.",
 )
@@ -399,8 +405,9 @@ IDV, DELIVERY_ORDER, BPA_CALL, DEFINITIVE, PURCHASE_ORDER = range(5)
 TRANSACTIONS_PER_AWARD = (22, 14, 11, 9, 8, 7, 6, 5, 4, 3, 3, 2, 2, 2, 2)  # weights for 1..15 actions
 IDV_TYPES = {"A": "GWAC", "B": "IDC", "C": "FSS", "D": "BOA", "E": "BPA"}
 AGENCY_IDV_TYPES = (("B", "D", 60), ("E", "A", 32), ("D", "G", 8))  # idv type, PIID letter, share
+IDV_DESCRIPTION_PREFIX = {"B": "IDIQ CONTRACT FOR ", "E": "BLANKET PURCHASE AGREEMENT FOR ", "D": "BASIC ORDERING AGREEMENT FOR "}
 IN_FILE_PARENT_PER_MILLE = 450  # orders whose parent IDV is in the same file (others: GSA schedules etc.)
-NEGATIVE_MOD_PER_MILLE = 70  # de-obligations among non-IDV modifications (~5% of all rows)
+NEGATIVE_MOD_PER_MILLE = 90  # de-obligations among non-IDV modifications (~5% of all rows)
 ZERO_MOD_PER_MILLE = 250
 
 # dollar ranges of base actions and their shares by award kind
@@ -682,9 +689,8 @@ def write_transactions(path: Path, rows: int, *, seed: int = 2018, layout: str =
                        start: date = date(2014, 10, 1), end: date = date(2019, 9, 30)) -> Path:
     """Write one CSV of `rows` data rows (plus header). Returns path."""
     path = Path(path)
-    with open(path, "wb") as out:
-        _write_parts([out], rows, seed=seed, layout=layout, malformed=malformed, chunk_rows=chunk_rows,
-                     start=start, end=end)
+    _write_parts(lambda _: open(path, "wb"), 1, rows, seed=seed, layout=layout, malformed=malformed,
+                 chunk_rows=chunk_rows, start=start, end=end)
     return path
 
 
@@ -698,13 +704,8 @@ def write_feed(out_dir: Path, rows: int = 3000, *, seed: int = 2018, layout: str
         return [write_transactions(out_dir / f"{FEED_BASE}_1.csv", rows, seed=seed, layout=layout, malformed=malformed)]
     zip_path = out_dir / f"{FEED_BASE}.zip"
     with zipfile.ZipFile(zip_path, "w") as archive:
-        handles = [archive.open(_zip_entry(f"{FEED_BASE}_{i}.csv"), "w", force_zip64=True)
-                   for i in range(1, zip_parts + 1)]
-        try:
-            _write_parts(handles, rows, seed=seed, layout=layout, malformed=malformed)
-        finally:
-            for handle in handles:
-                handle.close()
+        _write_parts(lambda part: archive.open(_zip_entry(f"{FEED_BASE}_{part + 1}.csv"), "w", force_zip64=True),
+                     zip_parts, rows, seed=seed, layout=layout, malformed=malformed)
     return [zip_path]
 
 
@@ -720,27 +721,31 @@ def _zip_entry(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def _write_parts(outs: Sequence[IO[bytes]], rows: int, *, seed: int, layout: str, malformed: int,
-                 chunk_rows: int = 50_000, start: date = date(2014, 10, 1), end: date = date(2019, 9, 30)) -> None:
-    """Stream `rows` rows into the given binary files, splitting evenly; each file gets a header."""
+def _write_parts(open_part: Callable[[int], ContextManager[IO[bytes]]], parts: int, rows: int, *, seed: int,
+                 layout: str, malformed: int, chunk_rows: int = 50_000, start: date = date(2014, 10, 1),
+                 end: date = date(2019, 9, 30)) -> None:
+    """Stream `rows` rows into `parts` files opened one after another (rows split evenly, each with a header)."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     if rows < 0 or chunk_rows < 1 or start > end:
         raise ValueError("need rows >= 0, chunk_rows >= 1 and start <= end")
     plan = malformed_plan(rows, malformed)
-    bounds = [rows * i // len(outs) for i in range(len(outs) + 1)]  # part i holds rows bounds[i]..bounds[i+1]-1
-    headed = [False] * len(outs)
-    for first, frame in _frames(rows, seed, layout, plan, chunk_rows, start, end):
-        for part, out in enumerate(outs):
-            lo, hi = max(first, bounds[part]), min(first + frame.height, bounds[part + 1])
-            if lo < hi or (not headed[part] and bounds[part] == bounds[part + 1]):
-                piece = frame.slice(lo - first, max(0, hi - lo))
-                extra = [r - lo for r, kind in plan if kind == "extra_field" and lo <= r - 1 < hi]
-                _write_piece(out, piece, header=not headed[part], extra_rows=extra)
-                headed[part] = True
-    for part, out in enumerate(outs):
-        if not headed[part]:
-            _write_piece(out, _empty_frame(layout), header=True, extra_rows=[])
+    extra_fields = [r - 1 for r, kind in plan if kind == "extra_field"]  # 0-based
+    frames = _frames(rows, seed, layout, plan, chunk_rows, start, end)
+    pending = next(frames, None)  # (first row, frame) not yet written
+    for part in range(parts):
+        end_row = rows * (part + 1) // parts
+        with open_part(part) as out:
+            header = True
+            while pending is not None and pending[0] < end_row:
+                first, frame = pending
+                take = min(end_row - first, frame.height)
+                extra = [r - first for r in extra_fields if first <= r < first + take]
+                _write_piece(out, frame.head(take), header=header, extra_rows=extra)
+                header = False
+                pending = (first + take, frame.slice(take)) if take < frame.height else next(frames, None)
+            if header:
+                _write_piece(out, _empty_frame(layout), header=True, extra_rows=[])
 
 
 def _write_piece(out: IO[bytes], frame: pl.DataFrame, *, header: bool, extra_rows: list[int]) -> None:
@@ -764,22 +769,27 @@ def _empty_frame(layout: str) -> pl.DataFrame:
 
 def _frames(rows: int, seed: int, layout: str, plan: list[tuple[int, str]], chunk_rows: int,
             start: date, end: date) -> Iterator[tuple[int, pl.DataFrame]]:
-    """Yield (first row index, frame in the output layout) chunk by chunk; malformed rows already applied."""
+    """Yield (first row index, frame in the output layout) slice by slice; malformed rows already applied.
+
+    Random draws happen per chunk of chunk_rows rows (so output depends on seed and chunk_rows only)."""
     first_award = 0
     for chunk, first in enumerate(range(0, rows, chunk_rows)):
         n = min(chunk_rows, rows - first)
-        local = [(r - 1 - first, kind, i) for i, (r, kind) in enumerate(plan) if first <= r - 1 < first + n]
-        rng = _Rng(seed, chunk)
-        wide, awards = _chunk(rng, n, first_award, _day(start), _day(end))
+        actions, awards = _chunk(_Rng(seed, chunk), n, first_award, _day(start), _day(end))
         first_award += awards
-        extra = [r for r, kind, _ in local if kind == "extra_field"]
-        if extra:  # rows that get an extra field must fit on one line
-            wide = wide.with_columns(
-                pl.when(pl.int_range(pl.len()).is_in(extra)).then(pl.col(c).str.replace_all("\n", " ", literal=True))
-                .otherwise(pl.col(c)).alias(c)
-                for c in MULTILINE_COLUMNS if c in wide.columns
-            )
-        yield first, _corrupt(_to_layout(wide, layout), local)
+        for offset in range(0, n, WRITE_ROWS):  # text columns for a slice at a time keep memory low
+            piece = actions.slice(offset, WRITE_ROWS)
+            low = first + offset
+            local = [(r - 1 - low, kind, i) for i, (r, kind) in enumerate(plan) if low <= r - 1 < low + piece.height]
+            wide = _columns(piece)
+            extra = [r for r, kind, _ in local if kind == "extra_field"]
+            if extra:  # rows that get an extra field must fit on one line
+                wide = wide.with_columns(
+                    pl.when(pl.int_range(pl.len()).is_in(extra))
+                    .then(pl.col(c).str.replace_all("\n", " ", literal=True)).otherwise(pl.col(c)).alias(c)
+                    for c in MULTILINE_COLUMNS if c in wide.columns
+                )
+            yield low, _corrupt(_to_layout(wide, layout), local)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -858,9 +868,10 @@ def _uei(name: str) -> str:
     return _ident("uei:" + name, 12, UEI_ALPHABET)
 
 
-def _duns(name: str, index: int) -> str:
+def _duns(name: str) -> str:
+    """9 digits; about a quarter start with 0 (kept: DUNS are text)."""
     duns = _ident("duns:" + name, 9, "0123456789")
-    return "0" + duns[1:] if index % 4 == 0 else duns.lstrip("0").rjust(9, "1")
+    return "0" + duns[1:] if int(duns[-1]) % 4 == 0 else str(int(duns[0]) % 9 + 1) + duns[1:]
 
 
 @cache
@@ -907,7 +918,6 @@ def _recipient_frame() -> pl.DataFrame:
     records = []
     for i, r in enumerate(_recipients()):
         parent = r.parent or r.name
-        parent_index = next((j for j, o in enumerate(_recipients()) if o.name == parent), i)
         small = r.profile in SMALL_PROFILES
         flags = set(BASE_FLAGS) | set(PROFILE_FLAGS[r.profile])
         if r.name.endswith("LLC"):
@@ -916,9 +926,9 @@ def _recipient_frame() -> pl.DataFrame:
             flags.add("partnership_or_limited_liability_partnership")
         record = {
             "recipient_uei": _uei(r.name),
-            "recipient_duns": _duns(r.name, i),
+            "recipient_duns": _duns(r.name),
             "recipient_parent_uei": _uei(parent),
-            "recipient_parent_duns": _duns(parent, parent_index),
+            "recipient_parent_duns": _duns(parent),
             "recipient_parent_name": parent,
             "cage_code": _ident("cage:" + r.name, 5, UEI_ALPHABET),
             "recipient_address_line_1": r.street,
@@ -964,10 +974,10 @@ def _vehicle_list() -> tuple[tuple[str, str, str, str], ...]:
 
 
 def _gsa_schedule(name: str) -> tuple[str, str, str, str]:
+    """The recipient's own (pre-2017 style) GSA schedule, e.g. GS35F0119Y."""
     code = _ident("schedule:" + name, 6, "0123456789")
-    if int(code[0]) % 2:
-        return ("GS35F" + code[1:5] + UEI_ALPHABET[int(code[5:]) + 10], "4732", "C", "M")
-    return ("47QTCA" + str(18 + int(code[1]) % 2) + "D00" + _ident("sch:" + name, 2, UEI_ALPHABET), "4732", "C", "M")
+    prefix = ("GS35F", "GS07F", "GS10F")[int(code[0]) % 3]
+    return (prefix + code[1:5] + UEI_ALPHABET[int(code[5]) + 10], "4732", "C", "M")
 
 
 PARENT_AGENCY_NAMES = {
@@ -1064,10 +1074,12 @@ def _lookup(values: Sequence, index: pl.Series | pl.Expr, dtype: pl.DataType = p
 
 
 def _chunk(rng: _Rng, n: int, first_award: int, start_day: int, end_day: int) -> tuple[pl.DataFrame, int]:
-    """n rows in the wide (current + legacy-only columns) layout, and the number of awards they cover."""
+    """n actions (numeric helper columns plus PIIDs), and the number of awards they cover."""
     awards = _awards(rng, n, first_award, start_day, end_day)
     tx = _transactions(rng, awards, start_day, end_day)
-    return _columns(rng, tx), awards.height
+    tx = tx.with_columns(piid=_piid(), agency_id=_lookup(SUBTIER_CODES, pl.col("sub")))
+    parent_piid = tx.filter(pl.col("k") == 0)["piid"].gather(tx["parent_row"])  # award rows -> their first action
+    return tx.with_columns(parent_in_file_piid=parent_piid), awards.height
 
 
 def _award_sizes(rng: _Rng, n: int) -> tuple[pl.Series, pl.Series]:
@@ -1145,7 +1157,9 @@ def _awards(rng: _Rng, n: int, first_award: int, start_day: int, end_day: int) -
         object_class_alt=rng.chance(m, 200),
         parent_mod=rng.pick(_weights([[(0, 60), (1, 15), (2, 10), (3, 10), (12, 5)]]), m),
     )
-    return a.with_columns(_coded_draws(rng, a))
+    a = a.with_columns(_coded_draws(rng, a))
+    return a.with_columns(parent_idv_type=pl.col("idv_type").gather(pl.col("parent_row")),
+                          parent_draw=pl.col("amount_draw").gather(pl.col("parent_row")))
 
 
 def _coded_draws(rng: _Rng, a: pl.DataFrame) -> list[pl.Series]:
@@ -1206,8 +1220,7 @@ def _with_dates(tx: pl.DataFrame, start_day: int, end_day: int) -> pl.DataFrame:
     awards = awards.with_columns(
         d0=pl.when(pl.col("in_file_parent")).then(base_day(pl.col("d0").gather(pl.col("parent_row"))))
         .otherwise(pl.col("d0")),
-        span=pl.min_horizontal(pl.col("span_raw"), pl.lit(end_day) - pl.col("d0")),
-    )
+    ).with_columns(span=pl.min_horizontal(pl.col("span_raw"), pl.lit(end_day) - pl.col("d0")))
     tx = tx.with_columns(
         d0=awards["d0"].gather(tx["row"]), span=awards["span"].gather(tx["row"]),
         span_raw=awards["span_raw"].gather(tx["row"]),
@@ -1249,3 +1262,381 @@ def _with_amounts(tx: pl.DataFrame) -> pl.DataFrame:
         total_all=pl.col("all_options").cum_sum().over("row"),
         award_obligated=pl.col("obligation").sum().over("row"),
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Columns
+# ---------------------------------------------------------------------------------------------------------
+
+LEGACY_ONLY = ("annual_revenue", "number_of_employees", "commercial_item_test_program_code", "commercial_item_test_program")
+
+
+def _money(cents: pl.Expr) -> pl.Expr:
+    """Cents -> plain decimal string such as "-2500.00"."""
+    size = cents.abs()
+    sign = pl.when(cents < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    return pl.concat_str([sign, (size // 100).cast(pl.String), pl.lit("."), (size % 100).cast(pl.String).str.zfill(2)])
+
+
+def _date_text(days: pl.Expr) -> pl.Expr:
+    return days.cast(pl.Int32).cast(pl.Date).dt.strftime("%Y-%m-%d")
+
+
+def _timestamp_text(seconds: pl.Expr) -> pl.Expr:
+    return (seconds * 1000).cast(pl.Datetime("ms")).dt.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _fiscal_year(days: pl.Expr) -> pl.Expr:
+    day = days.cast(pl.Int32).cast(pl.Date)
+    return day.dt.year() + (day.dt.month() >= 10).cast(pl.Int32)
+
+
+def _mod_number(seq: pl.Expr, style: pl.Expr) -> pl.Expr:
+    """0 -> "0"; then P00001 / A00001 / plain numbers, by agency style."""
+    padded = seq.cast(pl.String).str.zfill(5)
+    return (pl.when(seq == 0).then(pl.lit("0"))
+            .when(style == "N").then(seq.cast(pl.String))
+            .otherwise(pl.concat_str([style, padded])))
+
+
+def _piid() -> pl.Expr:
+    """Award PIIDs: pre-FY2018 HSCECR15F00012 style, later 70CMSD19C00000123 style; unique by award number."""
+    offices = _office_list()
+    award = pl.col("award")
+    serial = award // 100_000 * 100_000 + award % 100_000 * 7919 % 100_000
+    year = (_fiscal_year(pl.col("d0")) % 100).cast(pl.String).str.zfill(2)
+    kind_letter = _lookup([k[3] for k in AWARD_KINDS], pl.col("kind"))
+    idv_letter = _lookup([t[1] for t in AGENCY_IDV_TYPES], pl.col("idv_type"))
+    letter = pl.when(pl.col("kind") == IDV).then(idv_letter).otherwise(kind_letter)
+    new = pl.col("d0") >= _day(NEW_PIID_FROM)
+    old_letter = pl.when(pl.col("kind").is_in([DELIVERY_ORDER, BPA_CALL]) & ~pl.col("in_file_parent")).then(
+        pl.lit("J")).otherwise(letter)
+    return (pl.when(new)
+            .then(pl.concat_str([_lookup([o[1] for o in offices], pl.col("off")), year, letter,
+                                 serial.cast(pl.String).str.zfill(8)]))
+            .otherwise(pl.concat_str([_lookup([o[3] for o in offices], pl.col("off")), year, old_letter,
+                                      serial.cast(pl.String).str.zfill(5)])))
+
+
+def _columns(tx: pl.DataFrame) -> pl.DataFrame:
+    """All output columns (strings) for the actions in tx, in current order plus LEGACY_ONLY."""
+    recipients = _recipient_frame()
+    pop = pl.when(tx["at_site"]).then(tx["site"]).otherwise(recipients["_location"].gather(tx["rec"]))
+    frame = pl.concat([
+        tx,
+        recipients.select(pl.all().gather(tx["rec"])),
+        _location_frame().select(pl.all().gather(tx.select(pop).to_series())),
+    ], how="horizontal")
+    return frame.select(_output_exprs())
+
+
+@cache
+def _output_exprs() -> tuple[pl.Expr, ...]:
+    """One expression per wide column: computed, passed through from the lookup frames, or null."""
+    exprs = {
+        **_award_and_key_columns(),
+        **_agency_columns(),
+        **_recipient_columns(),
+        **_money_and_date_columns(),
+        **_description_columns(),
+        **_coded_columns(),
+    }
+    passthrough = set(_recipient_frame().columns) | set(_location_frame().columns)
+    return tuple(
+        exprs[c].alias(c) if c in exprs else pl.col(c) if c in passthrough else pl.lit(None, pl.String).alias(c)
+        for c in (*current_columns(), *LEGACY_ONLY)
+    )
+
+
+def _parent_columns() -> dict[str, pl.Expr]:
+    vehicles = _vehicle_list()
+    own_schedule = _lookup([vehicles.index(_gsa_schedule(r.name)) for r in _recipients()], pl.col("rec"), pl.Int64)
+    new_style = _lookup([v[0].startswith("47Q") for v in vehicles], pl.col("vehicle"), pl.Boolean)
+    vehicle = pl.when(new_style & (pl.col("d0") < _day(NEW_PIID_FROM))).then(own_schedule).otherwise(pl.col("vehicle"))
+    is_order = pl.col("kind").is_in([DELIVERY_ORDER, BPA_CALL])
+    in_file = pl.col("in_file_parent")
+    parent_idv_type = _lookup([t[0] for t in AGENCY_IDV_TYPES], pl.col("parent_idv_type"))
+    parent_multiple = pl.when(pl.col("parent_draw") % 3 == 0).then(pl.lit("M")).otherwise(pl.lit("S"))
+
+    def either(in_file_value: pl.Expr, vehicle_field: int) -> pl.Expr:
+        external = _lookup([v[vehicle_field] for v in vehicles], vehicle)
+        return pl.when(~is_order).then(pl.lit(None, pl.String)).when(in_file).then(in_file_value).otherwise(external)
+
+    type_code = either(parent_idv_type, 2)
+    multiple = either(parent_multiple, 3)
+    agency = either(pl.col("agency_id"), 1)
+    return {
+        "parent_award_agency_id": agency,
+        "parent_award_agency_name": agency.replace_strict(PARENT_AGENCY_NAMES, default=None),
+        "parent_award_id_piid": either(pl.col("parent_in_file_piid"), 0),
+        "parent_award_modification_number": pl.when(is_order).then(
+            _mod_number(pl.col("parent_mod"), pl.lit("P"))),
+        "parent_award_type_code": type_code,
+        "parent_award_type": type_code.replace_strict(IDV_TYPES, default=None),
+        "parent_award_single_or_multiple_code": multiple,
+        "parent_award_single_or_multiple": multiple.replace_strict(
+            {"M": "MULTIPLE AWARD", "S": "SINGLE AWARD"}, default=None),
+    }
+
+
+def _award_and_key_columns() -> dict[str, pl.Expr]:
+    parents = _parent_columns()
+    is_idv = pl.col("kind") == IDV
+    style = _lookup([s[4] for s in SUBTIERS], pl.col("sub"))
+    mod = _mod_number(pl.col("mod_seq"), style)
+    tx_number = pl.when(is_idv).then(pl.lit(None, pl.String)).otherwise(pl.col("tx_number").cast(pl.String))
+    parent_agency, parent_piid = parents["parent_award_agency_id"], parents["parent_award_id_piid"]
+    transaction_key = pl.concat_str([
+        pl.col("agency_id"), parent_agency.fill_null(NONE), pl.col("piid"), mod, parent_piid.fill_null(NONE),
+        tx_number.fill_null(NONE)], separator="_")
+    award_key = pl.when(is_idv).then(pl.concat_str([pl.lit("CONT_IDV"), pl.col("piid"), pl.col("agency_id")],
+                                                   separator="_")).otherwise(
+        pl.concat_str([pl.lit("CONT_AWD"), pl.col("piid"), pl.col("agency_id"), parent_piid.fill_null(NONE),
+                       parent_agency.fill_null(NONE)], separator="_"))
+    idv_type = pl.when(is_idv).then(_lookup([t[0] for t in AGENCY_IDV_TYPES], pl.col("idv_type")))
+    multiple = pl.when(is_idv).then(pl.when(pl.col("amount_draw") % 3 == 0).then(pl.lit("M")).otherwise(pl.lit("S")))
+    idc = pl.when(idv_type == "B").then(pl.when(pl.col("amount_draw") % 5 == 0).then(pl.lit("A")).otherwise(pl.lit("B")))
+    return {
+        **parents,
+        "contract_transaction_unique_key": transaction_key.str.to_uppercase(),
+        "contract_award_unique_key": award_key.str.to_uppercase(),
+        "usaspending_permalink": pl.concat_str([pl.lit("https://www.usaspending.gov/award/"),
+                                                award_key.str.to_uppercase(), pl.lit("/")]),
+        "award_id_piid": pl.col("piid"),
+        "modification_number": mod,
+        "transaction_number": tx_number,
+        "award_or_idv_flag": _lookup([k[0] for k in AWARD_KINDS], pl.col("kind")),
+        "award_type_code": _lookup([k[1] for k in AWARD_KINDS], pl.col("kind")),
+        "award_type": _lookup([k[2] for k in AWARD_KINDS], pl.col("kind")),
+        "idv_type_code": idv_type,
+        "idv_type": idv_type.replace_strict(IDV_TYPES, default=None),
+        "multiple_or_single_award_idv_code": multiple,
+        "multiple_or_single_award_idv": multiple.replace_strict({"M": "MULTIPLE AWARD", "S": "SINGLE AWARD"},
+                                                                default=None),
+        "type_of_idc_code": idc,
+        "type_of_idc": idc.replace_strict({"A": "INDEFINITE DELIVERY / REQUIREMENTS",
+                                           "B": "INDEFINITE DELIVERY / INDEFINITE QUANTITY"}, default=None),
+        "number_of_actions": pl.lit("1"),
+        "action_type_code": _lookup(ACTION_CODES, pl.col("action")),
+        "action_type": _lookup([a[0] for a in ACTION_TYPES.values()], pl.col("action")),
+    }
+
+
+def _agency_columns() -> dict[str, pl.Expr]:
+    offices = _office_list()
+    funding_office = pl.when(pl.col("fsub") == pl.col("sub")).then(pl.col("off")).otherwise(pl.col("foff_other"))
+    columns = {}
+    for side, sub, office in (("awarding", pl.col("sub"), pl.col("off")), ("funding", pl.col("fsub"), funding_office)):
+        toptier = _lookup([s[2] for s in SUBTIERS], sub)
+        columns |= {
+            f"{side}_agency_code": toptier,
+            f"{side}_agency_name": toptier.replace_strict(TOPTIERS),
+            f"{side}_sub_agency_code": _lookup(SUBTIER_CODES, sub),
+            f"{side}_sub_agency_name": _lookup([s[1] for s in SUBTIERS], sub),
+            f"{side}_office_code": _lookup([o[1] for o in offices], office),
+            f"{side}_office_name": _lookup([o[2] for o in offices], office),
+        }
+    return columns
+
+
+def _recipient_columns() -> dict[str, pl.Expr]:
+    day = pl.col("action_day")
+    renamed = day < pl.col("_renamed_day")
+    reported = (pl.when(renamed).then(pl.col("_old_name"))
+                .when(pl.col("alias") < pl.col("_alias_per_mille")).then(pl.col("_alias"))
+                .otherwise(pl.col("_name")))
+    self_parent = pl.col("recipient_parent_name") == pl.col("_name")
+    keep_parent = ~(pl.col("no_parent") & (pl.col("d0") < _day(date(2017, 1, 1))))
+    parent_name = pl.when(keep_parent).then(
+        pl.when(self_parent & renamed).then(pl.col("_old_name")).otherwise(pl.col("recipient_parent_name")))
+    has_duns = day < _day(DUNS_RETIRED)
+    set_aside = pl.when((pl.col("_size") == 0) & ~pl.col("set_aside_none")).then(pl.col("_set_aside")).otherwise(
+        pl.lit("NONE"))
+    set_aside = pl.when((set_aside == "8A") & (pl.col("award") % 2 == 0)).then(pl.lit("8AN")).otherwise(set_aside)
+    return {
+        "recipient_name": reported,
+        "recipient_name_raw": reported,
+        "recipient_duns": pl.when(has_duns).then(pl.col("recipient_duns")),
+        "recipient_parent_uei": pl.when(keep_parent).then(pl.col("recipient_parent_uei")),
+        "recipient_parent_duns": pl.when(keep_parent & has_duns).then(pl.col("recipient_parent_duns")),
+        "recipient_parent_name": parent_name,
+        "recipient_parent_name_raw": parent_name,
+        "type_of_set_aside_code": set_aside,
+        "type_of_set_aside": set_aside.replace_strict(SET_ASIDES),
+    }
+
+
+def _money_and_date_columns() -> dict[str, pl.Expr]:
+    is_idv = pl.col("kind") == IDV
+    file_c = pl.col("file_c") & ~is_idv & (pl.col("d0") >= _day(date(2017, 1, 1)))
+    outlay = pl.when(file_c & (pl.col("award_obligated") > 0)).then(
+        _money(pl.col("award_obligated") * pl.col("outlay_pct") // 100))
+    end = pl.col("d0") + pl.when(is_idv).then(5 * 365).otherwise(pl.col("duration"))
+    funding = pl.col("fsub")
+    toptier = _lookup([s[2] for s in SUBTIERS], funding)
+    account = _lookup([s[5] for s in SUBTIERS], funding)
+    fiscal = _fiscal_year(pl.col("d0"))
+    no_year = funding.is_in([SUBTIER_CODES.index("7003"), SUBTIER_CODES.index("4732")])
+    period = pl.when(no_year).then(pl.lit("X")).otherwise(
+        pl.concat_str([fiscal.cast(pl.String), pl.lit("/"), (fiscal + 1).cast(pl.String)]))
+    line_class = _lookup([PRODUCT_LINES[name][2] for name in LINE_NAMES], pl.col("line"), pl.Int64)
+    object_class = pl.when(pl.col("object_class_alt")).then(pl.lit("25.1: Advisory and assistance services")).otherwise(
+        _lookup([OBJECT_CLASSES[c] for c in range(5)], line_class))
+    initial = pl.col("action_day") * 86400 + pl.col("report_lag")
+    return {
+        "federal_action_obligation": _money(pl.col("obligation")),
+        "total_dollars_obligated": _money(pl.col("total_obligated")),
+        "total_outlayed_amount_for_overall_award": outlay,
+        "base_and_exercised_options_value": _money(pl.col("exercised")),
+        "current_total_value_of_award": _money(pl.col("total_exercised")),
+        "base_and_all_options_value": _money(pl.col("all_options")),
+        "potential_total_value_of_award": _money(pl.col("total_all")),
+        "action_date": _date_text(pl.col("action_day")),
+        "action_date_fiscal_year": _fiscal_year(pl.col("action_day")).cast(pl.String),
+        "period_of_performance_start_date": _date_text(pl.col("d0")),
+        "period_of_performance_current_end_date": _date_text(end),
+        "period_of_performance_potential_end_date": _date_text(end + pl.col("option_years") * 365),
+        "ordering_period_end_date": pl.when(is_idv).then(_date_text(end)),
+        "solicitation_date": pl.when(pl.col("solicitation")).then(_date_text(pl.col("d0") - pl.col("solicitation_lead"))),
+        "solicitation_identifier": pl.when(pl.col("solicitation") & pl.col("kind").is_in([IDV, DEFINITIVE])).then(
+            pl.concat_str([_lookup([o[1] for o in _office_list()], pl.col("off")),
+                           (fiscal % 100).cast(pl.String).str.zfill(2), pl.lit("R"),
+                           pl.col("solicitation_serial").cast(pl.String).str.zfill(5)])),
+        "treasury_accounts_funding_this_award": pl.when(file_c).then(
+            pl.concat_str([toptier, period, account, pl.lit("000")], separator="-")),
+        "federal_accounts_funding_this_award": pl.when(file_c).then(pl.concat_str([toptier, account], separator="-")),
+        "object_classes_funding_this_award": pl.when(file_c).then(object_class),
+        "program_activities_funding_this_award": pl.when(file_c).then(_lookup([s[6] for s in SUBTIERS], funding)),
+        "initial_report_date": _timestamp_text(initial),
+        "last_modified_date": _timestamp_text(initial + pl.col("modified_lag")),
+    }
+
+
+def _description_columns() -> dict[str, pl.Expr]:
+    phrases = [p for line in PRODUCT_LINES.values() for p in line[3]]
+    mod_texts = [t for texts in MOD_TEXTS.values() for t in texts]
+    igf_codes = [g[0] for g in INHERENTLY_GOVERNMENTAL]
+    igf = _lookup(igf_codes, pl.col("igf"))
+    idv_prefix = pl.when(pl.col("kind") == IDV).then(
+        _lookup([IDV_DESCRIPTION_PREFIX[t[0]] for t in AGENCY_IDV_TYPES], pl.col("idv_type")))
+    award_text = pl.concat_str([
+        pl.when(pl.col("igf_prefix")).then(pl.concat_str([pl.lit("IGF::"), igf, pl.lit("::IGF ")])),
+        idv_prefix,
+        _lookup(phrases, pl.col("phrase")),
+        pl.when(pl.col("tail").is_not_null()).then(pl.concat_str([pl.lit(" "), _lookup(LONG_TAILS, pl.col("tail"))])),
+    ], ignore_nulls=True)
+    text = pl.when((pl.col("k") == 0) | pl.col("same_text")).then(award_text).otherwise(
+        _lookup(mod_texts, pl.col("mod_text")))
+    return {
+        "transaction_description": text,
+        "prime_award_base_transaction_description": award_text,
+        "inherently_governmental_functions": igf,
+        "inherently_governmental_functions_description": _lookup([g[1] for g in INHERENTLY_GOVERNMENTAL], pl.col("igf")),
+        "product_or_service_code": _lookup([PRODUCT_LINES[n][0] for n in LINE_NAMES], pl.col("line")),
+        "product_or_service_code_description": _lookup([PSC[PRODUCT_LINES[n][0]] for n in LINE_NAMES], pl.col("line")),
+        "naics_code": _lookup([PRODUCT_LINES[n][1] for n in LINE_NAMES], pl.col("line")),
+        "naics_description": _lookup([NAICS[PRODUCT_LINES[n][1]] for n in LINE_NAMES], pl.col("line")),
+    }
+
+
+def _coded_columns() -> dict[str, pl.Expr]:
+    columns = {}
+    for column, (_, _, codes, labels) in _tables().coded.items():
+        columns[f"{column}_code"] = _lookup(codes, pl.col("coded_" + column))
+        columns[column] = _lookup(labels, pl.col("coded_" + column))
+    for code_column, code, label_column, label in CONSTANT_CODED.values():
+        columns[code_column] = pl.lit(code)
+        columns[label_column] = pl.lit(label)
+    not_competed = columns["extent_competed_code"].is_in(["B", "C", "G"])
+    is_order = pl.col("kind").is_in([DELIVERY_ORDER, BPA_CALL])
+    for column, keep in (("other_than_full_and_open_competition", not_competed),
+                         ("fair_opportunity_limited_sources", is_order)):
+        columns[f"{column}_code"] = pl.when(keep).then(columns[f"{column}_code"])
+        columns[column] = pl.when(keep).then(columns[column])
+    columns["number_of_offers_received"] = pl.when(not_competed).then(pl.lit("1")).otherwise(
+        pl.col("offers").cast(pl.String))
+    columns["interagency_contracting_authority_code"] = pl.lit("X")
+    columns["interagency_contracting_authority"] = pl.lit("NOT APPLICABLE")
+    columns["small_business_competitiveness_demonstration_program"] = pl.lit("f")
+    return columns
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Layouts and malformed rows
+# ---------------------------------------------------------------------------------------------------------
+
+
+@cache
+def _layout_columns(layout: str) -> tuple[str, ...]:
+    return tuple(current_columns()) if layout == "current" else legacy_2018_columns()
+
+
+def _to_layout(wide: pl.DataFrame, layout: str) -> pl.DataFrame:
+    """Select (and for legacy, rename) the wide columns into the requested layout."""
+    if layout == "current":
+        return wide.select(list(current_columns()))
+    districts = {"recipient_congressional_district", "primary_place_of_performance_congressional_district"}
+    exprs = []
+    for name in legacy_2018_columns():
+        source = pl.col(RENAMES.get(name, name))
+        exprs.append((source.str.slice(3) if name in districts else source).alias(name))
+    return wide.select(exprs)
+
+
+def _with_thousands(amount: str) -> str:
+    sign, digits = ("-", amount[1:]) if amount.startswith("-") else ("", amount)
+    whole, _, cents = digits.partition(".")
+    return f"{sign}{int(whole):,}.{cents}"
+
+
+def _corrupt(frame: pl.DataFrame, local: list[tuple[int, str, int]]) -> pl.DataFrame:
+    """Apply malformed kinds 1-4 to (row, kind, plan index) entries; extra_field is done when writing."""
+    edits: dict[str, dict[int, str | None]] = {}
+    for row, kind, index in local:
+        if kind == "day_first_date":
+            value = frame["action_date"][row]
+            edits.setdefault("action_date", {})[row] = f"{value[8:10]}/{value[5:7]}/{value[:4]}"
+        elif kind == "non_numeric_amount":
+            value = _with_thousands(frame["federal_action_obligation"][row])
+            use_comma = (index // len(MALFORMED_KINDS)) % 2 == 0 and "," in value
+            edits.setdefault("federal_action_obligation", {})[row] = value if use_comma else "N/A"
+        elif kind == "bad_id_length":
+            duns = frame["recipient_duns"][row]
+            edits.setdefault("recipient_duns", {})[row] = duns[1:] if duns else "12345678"
+            if "recipient_uei" in frame.columns:
+                edits.setdefault("recipient_uei", {})[row] = frame["recipient_uei"][row][:11]
+        elif kind == "empty_piid":
+            edits.setdefault("award_id_piid", {})[row] = None
+    updates = []
+    for column, values in edits.items():
+        series = frame[column].clone()
+        series.scatter(list(values), list(values.values()))
+        updates.append(series)
+    return frame.with_columns(updates) if updates else frame
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.sources.sample",
+                                     description="Write a synthetic USAspending contract-transaction CSV.")
+    parser.add_argument("out", type=Path, help="CSV file to write")
+    parser.add_argument("--rows", type=int, default=3000, help="data rows (default 3000)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="current", help="column layout (default current)")
+    parser.add_argument("--seed", type=int, default=2018, help="random seed (default 2018)")
+    parser.add_argument("--malformed", type=int, default=0, help="rows to corrupt (default 0)")
+    parser.add_argument("--chunk-rows", type=int, default=50_000, help="rows generated per chunk (default 50000)")
+    args = parser.parse_args(argv)
+    began = time.perf_counter()
+    path = write_transactions(args.out, args.rows, seed=args.seed, layout=args.layout, malformed=args.malformed,
+                              chunk_rows=args.chunk_rows)
+    print(f"wrote {path}: {args.rows} rows, {path.stat().st_size / 1e6:.1f} MB, {args.layout} layout, "
+          f"{time.perf_counter() - began:.1f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

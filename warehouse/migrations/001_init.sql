@@ -383,7 +383,7 @@ CREATE TABLE runs (
     rows_duplicate BIGINT NOT NULL DEFAULT 0,
     rows_quarantined BIGINT NOT NULL DEFAULT 0,
     rows_deleted BIGINT NOT NULL DEFAULT 0,
-    reconciled BOOLEAN,               -- read = inserted + updated + unchanged + duplicate + quarantined
+    reconciled BOOLEAN,               -- read = inserted + updated + unchanged + duplicate + quarantined + deleted
     message VARCHAR
 );
 

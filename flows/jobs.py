@@ -1,0 +1,140 @@
+"""Plain-Python steps of the nightly and backfill jobs (the Prefect flows only wire them).
+
+Each feed lands raw files first (under ``landing/`` beside the warehouse), then the
+file source loads them; a watermark moves only after its load succeeded, and
+landed files are removed only then, so a failed load can be replayed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+from flows import pipeline
+from flows.settings import Settings
+from flows.sources import usaspending
+from flows.sources.http import Http
+from schemas.errors import InputError  # noqa: F401  (re-exported for the flows)
+from warehouse import db, feeds, runs
+from warehouse.runs import Counts, as_dict
+
+# Progress display of the CLI (None under a deployment); set by flows.cli.
+PROGRESS: pipeline.Progress | None = None
+
+
+@dataclass
+class Window:
+    start: date
+    end: date
+
+    def __str__(self) -> str:
+        return f"{self.start}..{self.end}"
+
+
+@dataclass
+class SourceRun:
+    """What one source did in a job."""
+
+    source: str
+    scope: str
+    windows: list[str]
+    result: pipeline.RunResult | None = None
+    watermark: str | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
+def http_for(s: Settings) -> Http:
+    return Http(base_url=s.usaspending_url, timeout=s.http_timeout, attempts=s.http_attempts, backoff=s.http_backoff)
+
+
+def landing(s: Settings, source: str, label: str) -> Path:
+    return s.warehouse.parent / "landing" / source / label
+
+
+def nightly_windows(s: Settings, source: str, scope: str, today: date) -> list[Window]:
+    """From the watermark minus the look-back (or, without one, today minus the look-back) to today."""
+    con = db.connect(s.warehouse, threads=s.threads)
+    try:
+        mark = feeds.watermark(con, source, scope)
+    finally:
+        con.close()
+    start = (mark.date() if mark else today) - timedelta(days=s.lookback_days)
+    return [Window(a, b) for a, b in usaspending.windows(start, today)]
+
+
+def extract_usaspending(s: Settings, agencies: list[str] | None, window: Window, into: Path, date_type: str) -> Path:
+    """Lands one bulk download (ZIP) of the window; returns its path."""
+    http = http_for(s)
+    try:
+        job = usaspending.BulkDownload(http, poll_every=s.poll_every, poll_timeout=s.poll_timeout)
+        return job.fetch(usaspending.agencies(agencies), window.start, window.end, into, date_type=date_type)
+    finally:
+        http.close()
+
+
+def load(s: Settings, paths: list[Path], *, source: str, command: str, parameters: dict) -> pipeline.RunResult:
+    return pipeline.ingest(paths, warehouse=s.warehouse, source=source, command=command, parameters=parameters,
+                           batch_rows=s.batch_rows, max_rejected_share=s.max_rejected_share, threads=s.threads, progress=PROGRESS)
+
+
+def advance_watermark(s: Settings, source: str, scope: str, until: date, run_id: str) -> str:
+    value = datetime.combine(until, time())
+    con = db.connect(s.warehouse, threads=s.threads)
+    try:
+        feeds.set_watermark(con, source, scope, value, run_id)
+    finally:
+        con.close()
+    return value.date().isoformat()
+
+
+def record_chunk(s: Settings, backfill: str, source: str, scope: str, window: Window, result: pipeline.RunResult) -> None:
+    con = db.connect(s.warehouse, threads=s.threads)
+    try:
+        feeds.chunk_done(con, backfill, source, scope, window.start, window.end, result.run_id, result.counts.read)
+    finally:
+        con.close()
+
+
+def finished_chunks(s: Settings, backfill: str) -> set[date]:
+    con = db.connect(s.warehouse, threads=s.threads)
+    try:
+        return feeds.done_chunks(con, backfill)
+    finally:
+        con.close()
+
+
+def publish(s: Settings, run_ids: list[str]):
+    """Publishes one snapshot and records its id on the runs it reflects."""
+    result = pipeline.publish(s.warehouse, s.snapshots, keep=s.keep_snapshots, threads=s.threads)
+    if result.published and run_ids:
+        con = db.connect(s.warehouse, threads=s.threads)
+        try:
+            con.execute(f"UPDATE runs SET snapshot_id = ? WHERE run_id IN ({', '.join('?' * len(run_ids))})", [result.snapshot_id, *run_ids])
+        finally:
+            con.close()
+    return result
+
+
+def remove_landed(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def today() -> date:
+    return runs.now().date()
+
+
+def summary(done: list[SourceRun], snapshot, chunk_results: list[pipeline.RunResult] | None = None) -> dict:
+    """A job's result as plain data (the flow's return value)."""
+    results = [d.result for d in done if d.result] + list(chunk_results or [])
+    total = Counts()
+    for r in results:
+        total += r.counts
+    return {
+        "runs": [r.run_id for r in results],
+        "sources": {d.source: {"scope": d.scope, "windows": d.windows, "watermark": d.watermark, "skipped": d.skipped} for d in done},
+        "counts": as_dict(total),
+        "snapshot_id": snapshot.snapshot_id if snapshot else None,
+        "snapshot": snapshot.message if snapshot else None,
+    }

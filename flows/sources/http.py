@@ -1,0 +1,149 @@
+"""HTTP for the feeds: timeouts, retries with backoff and jitter, clear errors.
+
+Retries on 429, 5xx, connection errors and timeouts, honouring ``Retry-After``;
+after the last attempt one ``HttpError`` names the method, URL, status and the
+attempt count. Every request carries a User-Agent naming awardwatch.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import httpx
+
+from schemas.errors import AwardwatchError
+
+RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class HttpError(AwardwatchError):
+    """A request that failed for good (after retries, or at once for a 4xx)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+def user_agent() -> str:
+    try:
+        v = version("awardwatch")
+    except PackageNotFoundError:
+        v = "dev"
+    return f"awardwatch/{v} (+https://github.com/awardwatch/awardwatch)"
+
+
+@dataclass
+class Http:
+    """A small client: ``base_url`` joins relative paths; absolute URLs pass through."""
+
+    base_url: str = ""
+    timeout: float = 60.0
+    attempts: int = 5
+    backoff: float = 1.0  # first wait, doubled each retry, with jitter
+    max_wait: float = 120.0
+    sleep: Callable[[float], None] = time.sleep
+    client: httpx.Client = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.client is None:
+            self.client = httpx.Client(timeout=self.timeout, headers={"User-Agent": user_agent()}, follow_redirects=True)
+
+    def url(self, path: str) -> str:
+        return path if "://" in path else self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    def _wait(self, attempt: int, response: httpx.Response | None) -> float:
+        if response is not None and (header := response.headers.get("Retry-After")):
+            try:
+                return min(float(header), self.max_wait)
+            except ValueError:
+                try:
+                    return min(max(parsedate_to_datetime(header).timestamp() - time.time(), 0), self.max_wait)
+                except (TypeError, ValueError):
+                    pass
+        return min(self.backoff * 2 ** (attempt - 1) * (0.5 + random.random()), self.max_wait)
+
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        url = self.url(path)
+        problem = ""
+        status = None
+        for attempt in range(1, self.attempts + 1):
+            response = None
+            try:
+                response = self.client.request(method, url, **kwargs)
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                problem = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            else:
+                if response.status_code < 400:
+                    return response
+                status = response.status_code
+                problem = f"HTTP {status}{_detail(response)}"
+                if status not in RETRY_STATUS:
+                    raise HttpError(f"{method} {url} failed: {problem}", status)
+            if attempt < self.attempts:
+                self.sleep(self._wait(attempt, response))
+        raise HttpError(f"{method} {url} failed after {self.attempts} attempts ({problem}); retry later", status)
+
+    def json(self, method: str, path: str, **kwargs) -> dict:
+        response = self.request(method, path, **kwargs)
+        kind = response.headers.get("content-type", "")
+        try:
+            return response.json()
+        except ValueError:
+            got = "HTML" if "html" in kind or response.text.lstrip()[:1] == "<" else (kind or "non-JSON")
+            raise HttpError(f"{method} {response.url} answered {got} instead of JSON", response.status_code) from None
+
+    def download(self, path: str, to: Path, *, max_bytes: int = 64 << 30, deadline: float = 6 * 3600) -> Path:
+        """Streams a file to disk (to a .partial name, renamed when complete), retrying from scratch."""
+        url = self.url(path)
+        to.parent.mkdir(parents=True, exist_ok=True)
+        partial = to.with_name(to.name + ".partial")
+        started = time.monotonic()
+        problem = ""
+        for attempt in range(1, self.attempts + 1):
+            response = None
+            try:
+                with self.client.stream("GET", url) as response:
+                    if response.status_code >= 400:
+                        problem = f"HTTP {response.status_code}"
+                        if response.status_code not in RETRY_STATUS:
+                            raise HttpError(f"GET {url} failed: {problem}", response.status_code)
+                    else:
+                        written = 0
+                        with open(partial, "wb") as f:
+                            for chunk in response.iter_bytes(1 << 20):
+                                written += len(chunk)
+                                if written > max_bytes:
+                                    raise HttpError(f"GET {url}: download exceeds {max_bytes:,} bytes; refusing")
+                                if time.monotonic() - started > deadline:
+                                    raise HttpError(f"GET {url}: download did not finish within {deadline:.0f} s")
+                                f.write(chunk)
+                        expected = response.headers.get("content-length")
+                        if expected is not None and int(expected) != written:
+                            problem = f"connection closed after {written:,} of {int(expected):,} bytes"
+                        else:
+                            partial.replace(to)
+                            return to
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                problem = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            if attempt < self.attempts:
+                self.sleep(self._wait(attempt, response))
+        partial.unlink(missing_ok=True)
+        raise HttpError(f"GET {url} failed after {self.attempts} attempts ({problem}); retry later")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    detail = body.get("detail") or body.get("message") if isinstance(body, dict) else None
+    return f": {str(detail).splitlines()[0][:200]}" if detail else ""
