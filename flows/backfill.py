@@ -53,7 +53,7 @@ def backfill(start: date, end: date, agencies: list[str] | None = None, concurre
     pending: deque = deque()
     results = []
     for window in todo:
-        pending.append((window, extract.submit(s, chosen, window, into)))
+        pending.append((window, extract.with_options(retries=s.task_retries).submit(s, chosen, window, into)))
         if len(pending) >= max(1, s.backfill_concurrency):
             window_done, future = pending.popleft()
             results.append(load_chunk(s, future.result(), window_done, backfill_id, scope))

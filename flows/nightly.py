@@ -32,7 +32,7 @@ def run_usaspending(s: config.Settings, agencies: list[str] | None) -> jobs.Sour
     today = jobs.today()
     windows = jobs.nightly_windows(s, "usaspending", scope, today)
     into = jobs.landing(s, "usaspending", today.isoformat())
-    paths = [extract(s, agencies, w, into) for w in windows]
+    paths = [extract.with_options(retries=s.task_retries)(s, agencies, w, into) for w in windows]
     result = load(s, paths, "usaspending", {"source": "usaspending", "scope": scope, "windows": [str(w) for w in windows]})
     mark = jobs.advance_watermark(s, "usaspending", scope, windows[-1].end, result.run_id)
     jobs.remove_landed(into)

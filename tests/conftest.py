@@ -69,3 +69,17 @@ def s3(moto_server, monkeypatch):
     bucket = f"awardwatch-{secrets.token_hex(4)}"
     boto3.client("s3", endpoint_url=moto_server).create_bucket(Bucket=bucket)
     return f"s3://{bucket}/prod"
+
+
+@pytest.fixture
+def sql_at():
+    """Runs a query on a given warehouse file (read-only)."""
+
+    def run(path: Path, query: str, *params):
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            return con.execute(query, list(params)).fetchall()
+        finally:
+            con.close()
+
+    return run

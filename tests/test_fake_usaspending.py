@@ -46,6 +46,9 @@ ROWS = [
 ]
 
 
+ALL_IN_FY18 = ["ICE1", "ICE2", "CBP1", "FBI1"]  # contracts with an FY2018 action_date
+
+
 def bulk_body(
     *,
     start: str = "2017-10-01",
@@ -244,7 +247,7 @@ def test_csv_quotes_and_blank_missing_values(fake_factory):
         (bulk_body(agencies=[{"type": "awarding", "tier": "toptier", "name": DHS}]), ["ICE1", "ICE2", "CBP1"]),
         (bulk_body(agencies=[{"type": "funding", "tier": "subtier", "name": ICE}]), ["CBP1"]),
         (bulk_body(agencies=[{"type": "awarding", "tier": "subtier", "name": ICE, "toptier_name": DOJ}]), []),
-        (bulk_body(agencies=[{"type": "awarding", "tier": "toptier", "name": "All"}]), ["ICE1", "ICE2", "CBP1", "FBI1"]),
+        (bulk_body(agencies=[{"type": "awarding", "tier": "toptier", "name": "All"}]), [*ALL_IN_FY18]),
         (bulk_body(types=["IDV_B_B"]), ["IDV1"]),
         (bulk_body(types=["IDV_A", "IDV_C"]), []),
         (bulk_body(types=["A", "B", "C"]), []),
@@ -330,7 +333,10 @@ def test_list_monthly_files_and_archive(api):
         delta=True,
         member="FY(All)_070_Contracts_Delta_20240708_1.csv",
     )
-    api.archive_files = {"FY2018_070_Contracts_Full_20240708.zip": full, "FY(All)_070_Contracts_Delta_20240708.zip": delta}
+    api.archive_files = {
+        "FY2018_070_Contracts_Full_20240708.zip": full,
+        "FY(All)_070_Contracts_Delta_20240708.zip": delta,
+    }
     url = api.url + "/api/v2/bulk_download/list_monthly_files/"
 
     def names(body: dict) -> list[str]:
@@ -348,8 +354,13 @@ def test_list_monthly_files_and_archive(api):
         "FY2018_015_Contracts_Full_20240708.zip",
     ]
     assert names({"agency": 17, "fiscal_year": 2020, "type": "contracts"}) == []
-    for bad in ({"agency": 562, "type": "contracts"}, {"agency": "562", "fiscal_year": 2018, "type": "contracts"},
-                {"agency": 562, "fiscal_year": 2018, "type": "grants"}, {"agency": 999, "fiscal_year": 2018, "type": "contracts"}):  # fmt: skip
+    bad_bodies = [
+        {"agency": 562, "type": "contracts"},  # no fiscal_year
+        {"agency": "562", "fiscal_year": 2018, "type": "contracts"},  # agency id as a string
+        {"agency": 562, "fiscal_year": 2018, "type": "grants"},
+        {"agency": 999, "fiscal_year": 2018, "type": "contracts"},  # unknown agency
+    ]
+    for bad in bad_bodies:
         assert httpx.post(url, json=bad).status_code == 400
 
     got = httpx.get(api.archive_url("FY2018_070_Contracts_Full_20240708.zip"))

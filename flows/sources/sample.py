@@ -5,16 +5,17 @@ DHS/DOJ/GSA agencies, real vendor names with stable fictional UEI/DUNS identifie
 (base + modifications), IDVs with child orders, ~5% de-obligations, keys built exactly like USAspending's,
 long quoted descriptions (commas, double quotes, a few newlines). Same seed and arguments => same bytes.
 
-Generation is vectorised (polars + pyarrow; random bytes from ``random.Random``) and streamed in chunks
-of ``chunk_rows`` rows, so memory stays flat for any number of rows. Identifiers, names and amounts are
-synthetic; do not read them as facts about the companies named.
+Generation is vectorised (polars + pyarrow; random bytes from ``random.Random``, no numpy) and streamed:
+draws per chunk of ``chunk_rows`` rows, text built and written WRITE_ROWS rows at a time, so memory stays
+flat for any number of rows. Output depends only on the arguments (chunk_rows included). Identifiers
+(UEI, DUNS, CAGE, PIIDs), addresses and amounts are synthetic; do not read them as facts about the
+companies named.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import random
 import sys
 import time
@@ -352,7 +353,8 @@ LONG_TAILS = (
 )
 LONG_TAIL_PER_MILLE = 100
 
-# action type code -> (label, shares by sign class zero/negative/positive, changes exercised value, changes all-options value)
+# action type code -> (label, shares by sign class zero/negative/positive,
+#                      changes the exercised value, changes the all-options value)
 ACTION_TYPES = {
     "A": ("ADDITIONAL WORK (NEW AGREEMENT, JUSTIFICATION REQUIRED)", (0, 0, 5), True, True),
     "B": ("SUPPLEMENTAL AGREEMENT FOR WORK WITHIN SCOPE", (20, 15, 20), True, True),
@@ -404,11 +406,21 @@ AWARD_KINDS = (
 IDV, DELIVERY_ORDER, BPA_CALL, DEFINITIVE, PURCHASE_ORDER = range(5)
 TRANSACTIONS_PER_AWARD = (22, 14, 11, 9, 8, 7, 6, 5, 4, 3, 3, 2, 2, 2, 2)  # weights for 1..15 actions
 IDV_TYPES = {"A": "GWAC", "B": "IDC", "C": "FSS", "D": "BOA", "E": "BPA"}
+SINGLE_OR_MULTIPLE = {"M": "MULTIPLE AWARD", "S": "SINGLE AWARD"}
+TYPES_OF_IDC = {"A": "INDEFINITE DELIVERY / REQUIREMENTS", "B": "INDEFINITE DELIVERY / INDEFINITE QUANTITY"}
 AGENCY_IDV_TYPES = (("B", "D", 60), ("E", "A", 32), ("D", "G", 8))  # idv type, PIID letter, share
-IDV_DESCRIPTION_PREFIX = {"B": "IDIQ CONTRACT FOR ", "E": "BLANKET PURCHASE AGREEMENT FOR ", "D": "BASIC ORDERING AGREEMENT FOR "}
+BPA_IDV = 1  # index of "E" (BPA) in AGENCY_IDV_TYPES: its orders are BPA calls
+IDV_DESCRIPTION_PREFIX = {
+    "B": "IDIQ CONTRACT FOR ",
+    "E": "BLANKET PURCHASE AGREEMENT FOR ",
+    "D": "BASIC ORDERING AGREEMENT FOR ",
+}
 IN_FILE_PARENT_PER_MILLE = 450  # orders whose parent IDV is in the same file (others: GSA schedules etc.)
 NEGATIVE_MOD_PER_MILLE = 90  # de-obligations among non-IDV modifications (~5% of all rows)
 ZERO_MOD_PER_MILLE = 250
+EXERCISED_MULTIPLIERS = ((1, 80), (2, 15), (3, 5))  # base action: exercised value = obligation x this
+OPTION_MULTIPLIERS = ((1, 40), (2, 20), (3, 15), (4, 10), (5, 15))  # base action: all options = exercised x this
+PARENT_MODS = ((0, 60), (1, 15), (2, 10), (3, 10), (12, 5))  # parent IDV modification referenced by orders
 
 # dollar ranges of base actions and their shares by award kind
 AMOUNT_BUCKETS = ((500, 10_000), (10_000, 100_000), (100_000, 1_000_000), (1_000_000, 10_000_000),
@@ -421,35 +433,39 @@ AMOUNT_SHARES = {
     PURCHASE_ORDER: (50, 45, 5, 0, 0),
 }
 
+FFP, TM, CPFF = "FIRM FIXED PRICE", "TIME AND MATERIALS", "COST PLUS FIXED FEE"
+FULL_OPEN, AFTER_EXCLUSION = "FULL AND OPEN COMPETITION", "FULL AND OPEN COMPETITION AFTER EXCLUSION OF SOURCES"
+MAFO, NEGOTIATED = "SUBJECT TO MULTIPLE AWARD FAIR OPPORTUNITY", "NEGOTIATED PROPOSAL/QUOTE"
+
 # Coded columns chosen once per award: column -> (what the shares depend on, {value: ((code, label, share), ...)}).
 # Written as <column>_code + <column>.
 KIND_CODED = {
     "type_of_contract_pricing": {
-        IDV: (("J", "FIRM FIXED PRICE", 60), ("Y", "TIME AND MATERIALS", 30), ("U", "COST PLUS FIXED FEE", 10)),
-        DELIVERY_ORDER: (("J", "FIRM FIXED PRICE", 65), ("Y", "TIME AND MATERIALS", 25), ("U", "COST PLUS FIXED FEE", 10)),
-        BPA_CALL: (("J", "FIRM FIXED PRICE", 85), ("Y", "TIME AND MATERIALS", 15)),
-        DEFINITIVE: (("J", "FIRM FIXED PRICE", 60), ("U", "COST PLUS FIXED FEE", 20), ("Y", "TIME AND MATERIALS", 20)),
-        PURCHASE_ORDER: (("J", "FIRM FIXED PRICE", 95), ("Y", "TIME AND MATERIALS", 5)),
+        IDV: (("J", FFP, 60), ("Y", TM, 30), ("U", CPFF, 10)),
+        DELIVERY_ORDER: (("J", FFP, 65), ("Y", TM, 25), ("U", CPFF, 10)),
+        BPA_CALL: (("J", FFP, 85), ("Y", TM, 15)),
+        DEFINITIVE: (("J", FFP, 60), ("U", CPFF, 20), ("Y", TM, 20)),
+        PURCHASE_ORDER: (("J", FFP, 95), ("Y", TM, 5)),
     },
     "extent_competed": {
-        IDV: (("A", "FULL AND OPEN COMPETITION", 60), ("D", "FULL AND OPEN COMPETITION AFTER EXCLUSION OF SOURCES", 15),
+        IDV: (("A", FULL_OPEN, 60), ("D", AFTER_EXCLUSION, 15),
               ("C", "NOT COMPETED", 20), ("B", "NOT AVAILABLE FOR COMPETITION", 5)),
-        DELIVERY_ORDER: (("A", "FULL AND OPEN COMPETITION", 70), ("D", "FULL AND OPEN COMPETITION AFTER EXCLUSION OF SOURCES", 15),
+        DELIVERY_ORDER: (("A", FULL_OPEN, 70), ("D", AFTER_EXCLUSION, 15),
                          ("C", "NOT COMPETED", 15)),
-        BPA_CALL: (("A", "FULL AND OPEN COMPETITION", 75), ("F", "COMPETED UNDER SAP", 25)),
-        DEFINITIVE: (("A", "FULL AND OPEN COMPETITION", 55), ("D", "FULL AND OPEN COMPETITION AFTER EXCLUSION OF SOURCES", 15),
+        BPA_CALL: (("A", FULL_OPEN, 75), ("F", "COMPETED UNDER SAP", 25)),
+        DEFINITIVE: (("A", FULL_OPEN, 55), ("D", AFTER_EXCLUSION, 15),
                      ("C", "NOT COMPETED", 25), ("B", "NOT AVAILABLE FOR COMPETITION", 5)),
         PURCHASE_ORDER: (("F", "COMPETED UNDER SAP", 65), ("G", "NOT COMPETED UNDER SAP", 25),
-                         ("A", "FULL AND OPEN COMPETITION", 10)),
+                         ("A", FULL_OPEN, 10)),
     },
     "solicitation_procedures": {
-        IDV: (("NP", "NEGOTIATED PROPOSAL/QUOTE", 80), ("SSS", "ONLY ONE SOURCE", 20)),
-        DELIVERY_ORDER: (("MAFO", "SUBJECT TO MULTIPLE AWARD FAIR OPPORTUNITY", 70), ("NP", "NEGOTIATED PROPOSAL/QUOTE", 20),
+        IDV: (("NP", NEGOTIATED, 80), ("SSS", "ONLY ONE SOURCE", 20)),
+        DELIVERY_ORDER: (("MAFO", MAFO, 70), ("NP", NEGOTIATED, 20),
                          ("SSS", "ONLY ONE SOURCE", 10)),
-        BPA_CALL: (("MAFO", "SUBJECT TO MULTIPLE AWARD FAIR OPPORTUNITY", 60), ("SP1", "SIMPLIFIED ACQUISITION", 40)),
-        DEFINITIVE: (("NP", "NEGOTIATED PROPOSAL/QUOTE", 70), ("SSS", "ONLY ONE SOURCE", 20),
+        BPA_CALL: (("MAFO", MAFO, 60), ("SP1", "SIMPLIFIED ACQUISITION", 40)),
+        DEFINITIVE: (("NP", NEGOTIATED, 70), ("SSS", "ONLY ONE SOURCE", 20),
                      ("SB", "SEALED BID/FORMAL ADVERTISING", 10)),
-        PURCHASE_ORDER: (("SP1", "SIMPLIFIED ACQUISITION", 85), ("NP", "NEGOTIATED PROPOSAL/QUOTE", 15)),
+        PURCHASE_ORDER: (("SP1", "SIMPLIFIED ACQUISITION", 85), ("NP", NEGOTIATED, 15)),
     },
     "purchase_card_as_payment_method": {
         PURCHASE_ORDER: (("N", "NO", 90), ("Y", "YES", 10)),
@@ -561,7 +577,8 @@ PROFILE_FLAGS = {
     "8a": ("c8a_program_participant", "small_disadvantaged_business", "self_certified_small_disadvantaged_business",
            "minority_owned_business", "black_american_owned_business"),
     "sdvosb": ("veteran_owned_business", "service_disabled_veteran_owned_business"),
-    "wosb": ("woman_owned_business", "women_owned_small_business", "economically_disadvantaged_women_owned_small_business"),
+    "wosb": ("woman_owned_business", "women_owned_small_business",
+             "economically_disadvantaged_women_owned_small_business"),
     "hubzone": ("historically_underutilized_business_zone_hubzone_firm", "hispanic_american_owned_business",
                 "minority_owned_business"),
     "small": ("subchapter_scorporation", "emerging_small_business"),
@@ -592,6 +609,7 @@ class Recipient:
 IT_AGENCIES = {"7012": 22, "7014": 28, "7003": 12, "7013": 10, "7022": 8, "7001": 10, "1549": 6, "1540": 2, "4732": 2}
 EAGLE_II = ("HSHQDC13D00024", "7001", "B", "M")
 SEWP_V = ("NNG15SD22B", "8000", "A", "M")
+PROGRAM_ACRONYMS = {EAGLE_II[0]: "EAGLEII", SEWP_V[0]: "SEWPV"}  # written on orders placed on these vehicles
 RECIPIENTS = (
     Recipient("PALANTIR USG INC.", "WASHINGTON_DC", "1025 THOMAS JEFFERSON ST NW STE 600",
               {"palantir_om": 60, "palantir_licenses": 40}, 4, parent="PALANTIR TECHNOLOGIES INC.",
@@ -689,6 +707,7 @@ def write_transactions(path: Path, rows: int, *, seed: int = 2018, layout: str =
                        start: date = date(2014, 10, 1), end: date = date(2019, 9, 30)) -> Path:
     """Write one CSV of `rows` data rows (plus header). Returns path."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     _write_parts(lambda _: open(path, "wb"), 1, rows, seed=seed, layout=layout, malformed=malformed,
                  chunk_rows=chunk_rows, start=start, end=end)
     return path
@@ -895,7 +914,8 @@ def _location_columns(prefix: str, key: str) -> dict[str, str]:
                       "recipient_state_name", "recipient_zip_4_code", "prime_award_transaction_recipient_cd_original",
                       "prime_award_transaction_recipient_cd_current"),
         "pop": ("primary_place_of_performance_country_code", "primary_place_of_performance_country_name",
-                "primary_place_of_performance_city_name", "prime_award_transaction_place_of_performance_county_fips_code",
+                "primary_place_of_performance_city_name",
+                "prime_award_transaction_place_of_performance_county_fips_code",
                 "primary_place_of_performance_county_name",
                 "prime_award_transaction_place_of_performance_state_fips_code",
                 "primary_place_of_performance_state_code", "primary_place_of_performance_state_name",
@@ -934,7 +954,8 @@ def _recipient_frame() -> pl.DataFrame:
             "recipient_address_line_1": r.street,
             "recipient_phone_number": _ident("phone:" + r.name, 10, "0123456789").replace("0", "7", 1),
             "recipient_fax_number": _ident("fax:" + r.name, 10, "0123456789").replace("0", "7", 1) if small else None,
-            "contracting_officers_determination_of_business_size": "SMALL BUSINESS" if small else "OTHER THAN SMALL BUSINESS",
+            "contracting_officers_determination_of_business_size": (
+                "SMALL BUSINESS" if small else "OTHER THAN SMALL BUSINESS"),
             "contracting_officers_determination_of_business_size_code": "S" if small else "O",
             "organizational_type": "PARTNERSHIP" if r.name.endswith(("L.P.", "LLP")) else "CORPORATE NOT TAX EXEMPT",
             "annual_revenue": str(2_000_000 + 731_000 * i) if small else None,
@@ -1075,7 +1096,7 @@ def _lookup(values: Sequence, index: pl.Series | pl.Expr, dtype: pl.DataType = p
 
 def _chunk(rng: _Rng, n: int, first_award: int, start_day: int, end_day: int) -> tuple[pl.DataFrame, int]:
     """n actions (numeric helper columns plus PIIDs), and the number of awards they cover."""
-    awards = _awards(rng, n, first_award, start_day, end_day)
+    awards = _awards(rng, n, first_award)
     tx = _transactions(rng, awards, start_day, end_day)
     tx = tx.with_columns(piid=_piid(), agency_id=_lookup(SUBTIER_CODES, pl.col("sub")))
     parent_piid = tx.filter(pl.col("k") == 0)["piid"].gather(tx["parent_row"])  # award rows -> their first action
@@ -1093,8 +1114,8 @@ def _award_sizes(rng: _Rng, n: int) -> tuple[pl.Series, pl.Series]:
     return kind.head(m), size
 
 
-def _awards(rng: _Rng, n: int, first_award: int, start_day: int, end_day: int) -> pl.DataFrame:
-    """One row per award: who, which agency, what, when the base action falls, parent IDV."""
+def _awards(rng: _Rng, n: int, first_award: int) -> pl.DataFrame:
+    """One row per award: kind, size, recipient, agency, product line, parent IDV and per-award draws."""
     t = _tables()
     kind, size = _award_sizes(rng, n)
     m = len(kind)
@@ -1111,9 +1132,9 @@ def _awards(rng: _Rng, n: int, first_award: int, start_day: int, end_day: int) -
         "in_file_parent": rng.chance(m, IN_FILE_PARENT_PER_MILLE),
     })
     idv_rows = a.select(pl.arg_where(pl.col("kind") == IDV)).to_series()
-    a = a.with_columns(parent_row=idv_rows.gather(rng.below(m, max(len(idv_rows), 1))) if len(idv_rows) else pl.lit(0))
-    a = a.with_columns(in_file_parent=pl.col("in_file_parent") & pl.col("kind").is_in([DELIVERY_ORDER, BPA_CALL])
-                       & pl.lit(len(idv_rows) > 0))
+    parent_row = idv_rows.gather(rng.below(m, len(idv_rows))) if len(idv_rows) else pl.lit(0)
+    a = a.with_columns(parent_row=parent_row, in_file_parent=pl.col("in_file_parent") & pl.lit(len(idv_rows) > 0)
+                       & pl.col("kind").is_in([DELIVERY_ORDER, BPA_CALL]))
     inherit = pl.col("in_file_parent")
     parent_type = pl.col("idv_type").gather(pl.col("parent_row"))
     vehicle_type = _lookup([v[2] for v in _vehicle_list()], pl.col("vehicle"))
@@ -1121,7 +1142,7 @@ def _awards(rng: _Rng, n: int, first_award: int, start_day: int, end_day: int) -
         *[pl.when(inherit).then(pl.col(c).gather(pl.col("parent_row"))).otherwise(pl.col(c)).alias(c)
           for c in ("rec", "sub", "line")],
         kind=pl.when(pl.col("kind").is_in([DELIVERY_ORDER, BPA_CALL]))
-        .then(pl.when(pl.when(inherit).then(parent_type == 1).otherwise(vehicle_type == "E"))
+        .then(pl.when(pl.when(inherit).then(parent_type == BPA_IDV).otherwise(vehicle_type == "E"))
               .then(pl.lit(BPA_CALL)).otherwise(pl.lit(DELIVERY_ORDER)))
         .otherwise(pl.col("kind")),
     )
@@ -1137,8 +1158,8 @@ def _awards(rng: _Rng, n: int, first_award: int, start_day: int, end_day: int) -
         amount_draw=rng.below(m, 2**31),
         day_draw=rng.below(m, 2**31),
         round_amount=rng.chance(m, 400),
-        exercised_mult=rng.pick(_weights([[(1, 80), (2, 15), (3, 5)]]), m),
-        options_mult=rng.pick(_weights([[(1, 40), (2, 20), (3, 15), (4, 10), (5, 15)]]), m),
+        exercised_mult=rng.pick(_weights([EXERCISED_MULTIPLIERS]), m),
+        options_mult=rng.pick(_weights([OPTION_MULTIPLIERS]), m),
         phrase=rng.pick(t.phrases, a["line"]),
         tail=pl.when(rng.chance(m, LONG_TAIL_PER_MILLE)).then(rng.pick(t.tails, m)).otherwise(pl.lit(None)),
         igf=rng.pick(t.igf, m),
@@ -1155,7 +1176,7 @@ def _awards(rng: _Rng, n: int, first_award: int, start_day: int, end_day: int) -
         file_c=rng.chance(m, 700),
         outlay_pct=rng.below(m, 51) + 50,
         object_class_alt=rng.chance(m, 200),
-        parent_mod=rng.pick(_weights([[(0, 60), (1, 15), (2, 10), (3, 10), (12, 5)]]), m),
+        parent_mod=rng.pick(_weights([PARENT_MODS]), m),
     )
     a = a.with_columns(_coded_draws(rng, a))
     return a.with_columns(parent_idv_type=pl.col("idv_type").gather(pl.col("parent_row")),
@@ -1247,14 +1268,14 @@ def _with_amounts(tx: pl.DataFrame) -> pl.DataFrame:
         obligation=pl.when(is_idv).then(pl.when(base & pl.col("idv_money")).then(cents // 1000).otherwise(0))
         .when(base).then(cents).otherwise(cents * pct // 100),
     )
-    mod_value = pl.col("obligation")
+    obligation = pl.col("obligation")
+    idv_ceiling = pl.when(base).then(cents).when(pl.col("idv_money")).then(cents * (pl.col("pct") % 40 + 10) // 100)
     tx = tx.with_columns(
-        exercised=pl.when(is_idv).then(0).when(base).then(pl.col("obligation") * pl.col("exercised_mult"))
-        .when(affects_exercised).then(mod_value).otherwise(0),
-        all_options=pl.when(is_idv).then(pl.when(base).then(cents).when(pl.col("idv_money")).then(
-            cents * (pl.col("pct") % 40 + 10) // 100).otherwise(0))
-        .when(base).then(pl.col("obligation") * pl.col("exercised_mult") * pl.col("options_mult"))
-        .when(affects_all).then(mod_value).otherwise(0),
+        exercised=pl.when(is_idv).then(0).when(base).then(obligation * pl.col("exercised_mult"))
+        .when(affects_exercised).then(obligation).otherwise(0),
+        all_options=pl.when(is_idv).then(idv_ceiling.otherwise(0))
+        .when(base).then(obligation * pl.col("exercised_mult") * pl.col("options_mult"))
+        .when(affects_all).then(obligation).otherwise(0),
     )
     return tx.with_columns(
         total_obligated=pl.col("obligation").cum_sum().over("row"),
@@ -1268,7 +1289,8 @@ def _with_amounts(tx: pl.DataFrame) -> pl.DataFrame:
 # Columns
 # ---------------------------------------------------------------------------------------------------------
 
-LEGACY_ONLY = ("annual_revenue", "number_of_employees", "commercial_item_test_program_code", "commercial_item_test_program")
+LEGACY_ONLY = ("annual_revenue", "number_of_employees", "commercial_item_test_program_code",
+               "commercial_item_test_program")
 
 
 def _money(cents: pl.Expr) -> pl.Expr:
@@ -1349,6 +1371,7 @@ def _output_exprs() -> tuple[pl.Expr, ...]:
 
 
 def _parent_columns() -> dict[str, pl.Expr]:
+    """Orders' parent IDV: one in this file, or a vehicle held elsewhere (GSA schedule, EAGLE II, SEWP)."""
     vehicles = _vehicle_list()
     own_schedule = _lookup([vehicles.index(_gsa_schedule(r.name)) for r in _recipients()], pl.col("rec"), pl.Int64)
     new_style = _lookup([v[0].startswith("47Q") for v in vehicles], pl.col("vehicle"), pl.Boolean)
@@ -1374,12 +1397,14 @@ def _parent_columns() -> dict[str, pl.Expr]:
         "parent_award_type_code": type_code,
         "parent_award_type": type_code.replace_strict(IDV_TYPES, default=None),
         "parent_award_single_or_multiple_code": multiple,
-        "parent_award_single_or_multiple": multiple.replace_strict(
-            {"M": "MULTIPLE AWARD", "S": "SINGLE AWARD"}, default=None),
+        "parent_award_single_or_multiple": multiple.replace_strict(SINGLE_OR_MULTIPLE, default=None),
+        "program_acronym": pl.when(is_order & ~in_file).then(
+            _lookup([PROGRAM_ACRONYMS.get(v[0]) for v in vehicles], vehicle)),
     }
 
 
 def _award_and_key_columns() -> dict[str, pl.Expr]:
+    """Identifiers, unique keys (award-sources.md 2.1), award / IDV type and action type."""
     parents = _parent_columns()
     is_idv = pl.col("kind") == IDV
     style = _lookup([s[4] for s in SUBTIERS], pl.col("sub"))
@@ -1395,7 +1420,8 @@ def _award_and_key_columns() -> dict[str, pl.Expr]:
                        parent_agency.fill_null(NONE)], separator="_"))
     idv_type = pl.when(is_idv).then(_lookup([t[0] for t in AGENCY_IDV_TYPES], pl.col("idv_type")))
     multiple = pl.when(is_idv).then(pl.when(pl.col("amount_draw") % 3 == 0).then(pl.lit("M")).otherwise(pl.lit("S")))
-    idc = pl.when(idv_type == "B").then(pl.when(pl.col("amount_draw") % 5 == 0).then(pl.lit("A")).otherwise(pl.lit("B")))
+    idc = pl.when(idv_type == "B").then(
+        pl.when(pl.col("amount_draw") % 5 == 0).then(pl.lit("A")).otherwise(pl.lit("B")))
     return {
         **parents,
         "contract_transaction_unique_key": transaction_key.str.to_uppercase(),
@@ -1411,11 +1437,9 @@ def _award_and_key_columns() -> dict[str, pl.Expr]:
         "idv_type_code": idv_type,
         "idv_type": idv_type.replace_strict(IDV_TYPES, default=None),
         "multiple_or_single_award_idv_code": multiple,
-        "multiple_or_single_award_idv": multiple.replace_strict({"M": "MULTIPLE AWARD", "S": "SINGLE AWARD"},
-                                                                default=None),
+        "multiple_or_single_award_idv": multiple.replace_strict(SINGLE_OR_MULTIPLE, default=None),
         "type_of_idc_code": idc,
-        "type_of_idc": idc.replace_strict({"A": "INDEFINITE DELIVERY / REQUIREMENTS",
-                                           "B": "INDEFINITE DELIVERY / INDEFINITE QUANTITY"}, default=None),
+        "type_of_idc": idc.replace_strict(TYPES_OF_IDC, default=None),
         "number_of_actions": pl.lit("1"),
         "action_type_code": _lookup(ACTION_CODES, pl.col("action")),
         "action_type": _lookup([a[0] for a in ACTION_TYPES.values()], pl.col("action")),
@@ -1423,6 +1447,7 @@ def _award_and_key_columns() -> dict[str, pl.Expr]:
 
 
 def _agency_columns() -> dict[str, pl.Expr]:
+    """Awarding and funding toptier, subtier and office."""
     offices = _office_list()
     funding_office = pl.when(pl.col("fsub") == pl.col("sub")).then(pl.col("off")).otherwise(pl.col("foff_other"))
     columns = {}
@@ -1440,6 +1465,7 @@ def _agency_columns() -> dict[str, pl.Expr]:
 
 
 def _recipient_columns() -> dict[str, pl.Expr]:
+    """Recipient names as reported (aliases, renames), parents (empty on some older awards), DUNS era, set-aside."""
     day = pl.col("action_day")
     renamed = day < pl.col("_renamed_day")
     reported = (pl.when(renamed).then(pl.col("_old_name"))
@@ -1467,6 +1493,7 @@ def _recipient_columns() -> dict[str, pl.Expr]:
 
 
 def _money_and_date_columns() -> dict[str, pl.Expr]:
+    """Amounts, dates and timestamps, File C account columns (awards from 2017 on)."""
     is_idv = pl.col("kind") == IDV
     file_c = pl.col("file_c") & ~is_idv & (pl.col("d0") >= _day(date(2017, 1, 1)))
     outlay = pl.when(file_c & (pl.col("award_obligated") > 0)).then(
@@ -1497,7 +1524,8 @@ def _money_and_date_columns() -> dict[str, pl.Expr]:
         "period_of_performance_current_end_date": _date_text(end),
         "period_of_performance_potential_end_date": _date_text(end + pl.col("option_years") * 365),
         "ordering_period_end_date": pl.when(is_idv).then(_date_text(end)),
-        "solicitation_date": pl.when(pl.col("solicitation")).then(_date_text(pl.col("d0") - pl.col("solicitation_lead"))),
+        "solicitation_date": pl.when(pl.col("solicitation")).then(
+            _date_text(pl.col("d0") - pl.col("solicitation_lead"))),
         "solicitation_identifier": pl.when(pl.col("solicitation") & pl.col("kind").is_in([IDV, DEFINITIVE])).then(
             pl.concat_str([_lookup([o[1] for o in _office_list()], pl.col("off")),
                            (fiscal % 100).cast(pl.String).str.zfill(2), pl.lit("R"),
@@ -1513,6 +1541,7 @@ def _money_and_date_columns() -> dict[str, pl.Expr]:
 
 
 def _description_columns() -> dict[str, pl.Expr]:
+    """Descriptions (IGF prefixes, long tails, modification texts), PSC and NAICS."""
     phrases = [p for line in PRODUCT_LINES.values() for p in line[3]]
     mod_texts = [t for texts in MOD_TEXTS.values() for t in texts]
     igf_codes = [g[0] for g in INHERENTLY_GOVERNMENTAL]
@@ -1531,7 +1560,8 @@ def _description_columns() -> dict[str, pl.Expr]:
         "transaction_description": text,
         "prime_award_base_transaction_description": award_text,
         "inherently_governmental_functions": igf,
-        "inherently_governmental_functions_description": _lookup([g[1] for g in INHERENTLY_GOVERNMENTAL], pl.col("igf")),
+        "inherently_governmental_functions_description": _lookup(
+            [g[1] for g in INHERENTLY_GOVERNMENTAL], pl.col("igf")),
         "product_or_service_code": _lookup([PRODUCT_LINES[n][0] for n in LINE_NAMES], pl.col("line")),
         "product_or_service_code_description": _lookup([PSC[PRODUCT_LINES[n][0]] for n in LINE_NAMES], pl.col("line")),
         "naics_code": _lookup([PRODUCT_LINES[n][1] for n in LINE_NAMES], pl.col("line")),
@@ -1540,6 +1570,7 @@ def _description_columns() -> dict[str, pl.Expr]:
 
 
 def _coded_columns() -> dict[str, pl.Expr]:
+    """Code + label pairs drawn per award, constants, and the ones that depend on competition or award type."""
     columns = {}
     for column, (_, _, codes, labels) in _tables().coded.items():
         columns[f"{column}_code"] = _lookup(codes, pl.col("coded_" + column))

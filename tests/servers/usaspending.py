@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from schemas.layouts import current_columns
 
@@ -289,7 +289,13 @@ FILE_ROUTES = {
 
 
 class FakeUSAspending:
-    """The fake API; a context manager that serves on http://127.0.0.1:<ephemeral port>."""
+    """The fake API; a context manager serving on ``url`` = http://127.0.0.1:<ephemeral port>.
+
+    Tests may change ``transactions``, ``archive_files``, ``monthly_files`` and ``toptier_agencies``
+    between requests; rows are picked when a job ends. A job answers ``polls_until_finished`` status
+    polls with ready, running, queued, running... (0: finished at once), then finished (or failed).
+    ``rows_per_part`` is where the served CSVs are split (USAspending: 1,000,000).
+    """
 
     def __init__(
         self,
@@ -413,7 +419,7 @@ class FakeUSAspending:
             return getattr(self, name)(req)
         for (method, prefix), name in FILE_ROUTES.items():
             if req.method == method and req.path.startswith(prefix) and len(req.path) > len(prefix):
-                return getattr(self, name)(req.path[len(prefix) :])
+                return getattr(self, name)(unquote(req.path[len(prefix) :]))
         return error(404, f"Not found: {req.method} {req.path}")
 
     # ---- endpoints

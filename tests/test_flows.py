@@ -1,0 +1,156 @@
+"""Prefect flows (nightly, backfill, ingest) under one Prefect test harness, against local servers."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows import jobs
+from schemas.errors import AwardwatchError
+from tests.factories import row, write_csv
+from tests.servers.usaspending import FakeUSAspending
+
+pytestmark = pytest.mark.prefect
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, prefect_harness):
+    """Settings for a flow run: a temporary warehouse and snapshot folder, no waiting between polls."""
+    for name, value in {
+        "AWARDWATCH_HOME": str(tmp_path / "home"),
+        "AWARDWATCH_POLL_SECONDS": "0",
+        "AWARDWATCH_HTTP_BACKOFF": "0",
+        "AWARDWATCH_TASK_RETRIES": "0",
+        "AWARDWATCH_AGENCIES": "ICE,CBP",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWARDWATCH_WAREHOUSE", raising=False)
+    monkeypatch.delenv("AWARDWATCH_SNAPSHOT_URL", raising=False)
+    monkeypatch.setattr(jobs, "PROGRESS", None)
+    return tmp_path / "home"
+
+
+def changed_today(n: int, prefix: str = "70CMSD20C") -> list[dict]:
+    today = jobs.today()
+    return [row(piid=f"{prefix}{i:08d}", amount=f"{100 + i}.00", action_date="2020-01-15", last_modified_date=f"{today} 06:00:00") for i in range(n)]
+
+
+def test_nightly_loads_advances_the_watermark_and_publishes(env, monkeypatch, sql_at):
+    from flows.nightly import nightly
+
+    with FakeUSAspending(changed_today(5)) as api:
+        monkeypatch.setenv("AWARDWATCH_USASPENDING_URL", api.url)
+        first = nightly()
+        second = nightly()
+    assert first["counts"]["inserted"] == 5 and first["counts"]["reconciled"]
+    assert first["sources"]["usaspending"]["watermark"] == jobs.today().isoformat()
+    assert first["snapshot_id"]
+    assert (second["counts"]["inserted"], second["counts"]["updated"], second["counts"]["unchanged"]) == (0, 0, 5)
+    assert "nothing changed" in second["snapshot"]
+    wh = env / "awardwatch.duckdb"
+    assert sql_at(wh, "SELECT source, scope, value::DATE FROM watermarks") == [("usaspending", "awarding:CBP,ICE", jobs.today())]
+    assert sql_at(wh, "SELECT count(*), count(DISTINCT source_file) FROM transactions") == [(5, 1)]
+    assert sql_at(wh, "SELECT snapshot_id FROM runs WHERE command = 'run' ORDER BY started_at") == [(first["snapshot_id"],), (None,)]
+    assert not (env / "landing" / "usaspending").exists() or not any((env / "landing" / "usaspending").iterdir())
+
+
+def test_failed_nightly_leaves_the_watermark_where_it_was(env, monkeypatch, sql_at):
+    from flows.nightly import nightly
+
+    with FakeUSAspending(changed_today(3)) as api:
+        monkeypatch.setenv("AWARDWATCH_USASPENDING_URL", api.url)
+        nightly()
+        api.transactions.extend(changed_today(2, prefix="70CMSD20F"))
+        api.fail_job("Database timeout")
+        with pytest.raises(AwardwatchError, match="Database timeout"):
+            nightly()
+    wh = env / "awardwatch.duckdb"
+    assert sql_at(wh, "SELECT count(*) FROM transactions") == [(3,)]
+    assert sql_at(wh, "SELECT value::DATE, run_id = (SELECT min(run_id) FROM runs) FROM watermarks") == [(jobs.today(), True)]
+
+
+def months_of_rows() -> list[dict]:
+    rows = []
+    for month in (1, 2, 3):
+        for i in range(4):
+            rows.append(row(piid=f"70CMSD19C{month:02d}{i:06d}", amount=f"{month}{i}.50", action_date=f"2019-{month:02d}-{10 + i}",
+                            last_modified_date=f"2019-{month:02d}-{20 + i} 08:00:00"))
+    return rows
+
+
+def test_interrupted_backfill_resumes_without_reloading_finished_chunks(env, monkeypatch, sql_at, tmp_path):
+    from flows.backfill import backfill
+
+    real = jobs.extract_usaspending
+
+    def crash_in_march(s, agencies, window, into, date_type):
+        if window.start.month == 3:
+            raise AwardwatchError("injected: the machine went down during the March chunk")
+        return real(s, agencies, window, into, date_type)
+
+    with FakeUSAspending(months_of_rows()) as api:
+        monkeypatch.setenv("AWARDWATCH_USASPENDING_URL", api.url)
+        monkeypatch.setattr(jobs, "extract_usaspending", crash_in_march)
+        with pytest.raises(AwardwatchError, match="March chunk"):
+            backfill(start=date(2019, 1, 1), end=date(2019, 3, 31), concurrency=1)
+        monkeypatch.setattr(jobs, "extract_usaspending", real)
+        asked_before = len(api.requests)
+        result = backfill(start=date(2019, 1, 1), end=date(2019, 3, 31), concurrency=2)
+        ranges = [b["filters"]["date_range"] for _, p, b in api.requests[asked_before:] if p.startswith("/api/v2/bulk_download/awards")]
+        # an uninterrupted run of the same backfill into another warehouse
+        monkeypatch.setenv("AWARDWATCH_HOME", str(tmp_path / "clean"))
+        clean = backfill(start=date(2019, 1, 1), end=date(2019, 3, 31))
+    assert ranges == [{"start_date": "2019-03-01", "end_date": "2019-03-31"}]
+    assert result["sources"]["usaspending"]["skipped"] == ["2019-01-01..2019-01-31", "2019-02-01..2019-02-28"]
+    query = "SELECT contract_transaction_unique_key, federal_action_obligation FROM transactions ORDER BY 1"
+    resumed = sql_at(env / "awardwatch.duckdb", query)
+    assert len(resumed) == 12
+    assert resumed == sql_at(tmp_path / "clean" / "awardwatch.duckdb", query)
+    assert clean["counts"]["inserted"] == 12
+    assert sql_at(env / "awardwatch.duckdb", "SELECT count(*) FROM backfill_chunks") == [(3,)]
+
+
+def test_ingest_flow_publishes_an_artifact(env, tmp_path, monkeypatch):
+    from prefect.client.orchestration import get_client
+
+    monkeypatch.setenv("AWARDWATCH_MAX_REJECTED", "1")
+    from flows.ingest import ingest_flow
+
+    f = write_csv(tmp_path / "a.csv", [row(), row(piid="BAD", action_date="x")])
+    out = ingest_flow([str(f)], warehouse=str(tmp_path / "w.duckdb"))
+    assert (out["read"], out["inserted"], out["quarantined"], out["reconciled"]) == (2, 1, 1, True)
+
+    async def latest_artifact():
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        async with get_client() as client:
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ingest-summary"])))
+            return found[-1].data
+
+    import asyncio
+
+    assert "Reconciliation" in asyncio.run(latest_artifact())
+
+
+def test_prefect_yaml_deployments_load_and_point_at_flows():
+    from prefect.flows import Flow, load_flow_from_entrypoint
+
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    names = {d["name"]: d for d in config["deployments"]}
+    assert set(names) == {"nightly", "backfill"}
+    for d in config["deployments"]:
+        flow = load_flow_from_entrypoint(str(ROOT / d["entrypoint"]))
+        assert isinstance(flow, Flow)
+        assert d["concurrency_limit"]["limit"] == 1
+        assert d["work_pool"]["name"] == "awardwatch"
+    schedule = names["nightly"]["schedules"][0]
+    assert schedule["timezone"] == "America/New_York"
+    hour = int(schedule["cron"].split()[1])
+    assert not 2 <= hour < 3  # outside the daylight-saving gap
+    assert config["pull"], "explicit pull steps"
+    flow = load_flow_from_entrypoint(str(ROOT / names["backfill"]["entrypoint"]))
+    assert set(names["backfill"]["parameters"]) <= set(flow.parameters.properties)
