@@ -36,7 +36,7 @@ def to_csv(columns: list[str], rows: list[tuple]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([safe_cell(c) for c in columns])
-    writer.writerows([safe_cell(_plain(v)) for v in row] for row in rows)
+    writer.writerows([safe_cell(v) if isinstance(v, str) else _plain(v) for v in row] for row in rows)
     return buf.getvalue()
 
 

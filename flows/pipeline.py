@@ -12,7 +12,8 @@ from __future__ import annotations
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,18 @@ class Progress:
     on_rows: Callable[[int, int], None] = lambda rows, nbytes: None  # rows read, their approximate bytes
 
 
+class Stages(dict):
+    """Seconds spent per stage (read, validate, transform, stage, load), summed over files."""
+
+    @contextmanager
+    def timing(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - started
+
+
 @dataclass
 class FileResult:
     name: str
@@ -56,6 +69,7 @@ class RunResult:
     files: list[FileResult]
     seconds: float
     message: str | None = None
+    stages: Stages = field(default_factory=Stages)
 
 
 def ingest(
@@ -81,16 +95,20 @@ def ingest(
     run = runs.start(con, command, parameters or {"paths": [str(p) for p in paths]})
     staging = Path(warehouse).parent / "staging" / run.run_id
     results: list[FileResult] = []
+    stages = Stages()
     try:
-        for i, f in enumerate(land(paths, staging / "landed")):
+        with stages.timing("land"):
+            files = land(paths, staging / "landed")
+        for i, f in enumerate(files):
             t0 = time.perf_counter()
             progress.on_file(f.name, f.path.stat().st_size)
-            staged, layout = stage_file(f, staging / f"{i:04d}", source, batch_rows, max_rejected_share, progress)
-            counts = load.load_file(con, run.run_id, staged, time.perf_counter() - t0)
+            staged, layout = stage_file(f, staging / f"{i:04d}", source, batch_rows, max_rejected_share, progress, stages)
+            with stages.timing("load"):
+                counts = load.load_file(con, run.run_id, staged, time.perf_counter() - t0)
             run.counts += counts
             results.append(FileResult(f.name, layout.name, counts, time.perf_counter() - t0, list(layout.extra)))
         runs.finish(con, run, "succeeded")
-        return RunResult(run.run_id, "succeeded", run.counts, results, time.perf_counter() - started)
+        return RunResult(run.run_id, "succeeded", run.counts, results, time.perf_counter() - started, stages=stages)
     except AwardwatchError as exc:
         runs.finish(con, run, "failed", str(exc))
         raise
@@ -103,7 +121,7 @@ def ingest(
 
 
 def stage_file(
-    f: SourceFile, out: Path, source: str, batch_rows: int, max_rejected_share: float, progress: Progress
+    f: SourceFile, out: Path, source: str, batch_rows: int, max_rejected_share: float, progress: Progress, stages: Stages
 ) -> tuple[load.StagedFile, Layout]:
     """Reads, validates and transforms one CSV into staged Parquet files."""
     layout = check_layout(f, read_header(f))
@@ -114,7 +132,8 @@ def stage_file(
     batches = scan(f, list(layout.columns)).collect_batches(chunk_size=batch_rows)
     for i in range(1 << 40):
         try:
-            raw = next(batches)
+            with stages.timing("read"):
+                raw = next(batches)
         except StopIteration:
             break
         except pl.exceptions.PolarsError as exc:
@@ -126,10 +145,11 @@ def stage_file(
                 path = out / f"deletions_{i:05d}.parquet"
                 deletions.write_parquet(path)
                 staged.deletions.append(path)
-        good, bad = split_batch(raw, layout, f.name)
+        good, bad = split_batch(raw, layout, f.name, stages)
         if good.height:
             path = out / f"rows_{i:05d}.parquet"
-            good.write_parquet(path, compression="lz4", statistics=False)
+            with stages.timing("stage"):
+                good.write_parquet(path, compression="lz4", statistics=False)
             staged.staged.append(path)
         if bad.height:
             path = out / f"quarantine_{i:05d}.parquet"
@@ -160,17 +180,22 @@ def check_layout(f: SourceFile, header: list[str]) -> Layout:
     return layout
 
 
-def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str, stages: Stages | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One batch of text rows -> (canonical valid rows, quarantine rows with reasons)."""
-    text = raw.lazy().pipe(to_current_layout, layout, keep=(ROW, OVERFLOW)).pipe(normalise_text).collect()
-    last = "last_modified_date" if layout.columns[-1] == "last_modified_date" else None
-    structure = structure_reasons(text, overflow=OVERFLOW, header_width=len(layout.columns), last_column=last)
-    values = value_reasons(text.select(list(current_columns())))
-    reasons = pl.DataFrame([structure.alias("s"), values.alias("v")]).select(pl.concat_list("s", "v")).to_series()
-    bad = reasons.list.len() > 0
-    good = text.filter(~bad).lazy().drop(OVERFLOW).pipe(canonical).collect()
-    canonical_schema().validate(good)
-    return good, _quarantine_rows(raw.filter(bad), text.filter(bad), reasons.filter(bad), source_file)
+    stages = Stages() if stages is None else stages
+    with stages.timing("transform"):
+        text = raw.lazy().pipe(to_current_layout, layout, keep=(ROW, OVERFLOW)).pipe(normalise_text).collect()
+    with stages.timing("validate"):
+        last = "last_modified_date" if layout.columns[-1] == "last_modified_date" else None
+        structure = structure_reasons(text, overflow=OVERFLOW, header_width=len(layout.columns), last_column=last)
+        values = value_reasons(text.select(list(current_columns())))
+        reasons = pl.DataFrame([structure.alias("s"), values.alias("v")]).select(pl.concat_list("s", "v")).to_series()
+        bad = reasons.list.len() > 0
+    with stages.timing("transform"):
+        good = canonical_schema().validate(text.filter(~bad).lazy().drop(OVERFLOW).pipe(canonical)).collect()
+    with stages.timing("validate"):
+        quarantined = _quarantine_rows(raw.filter(bad), text.filter(bad), reasons.filter(bad), source_file)
+    return good, quarantined
 
 
 def split_deletions(raw: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, pl.DataFrame]:

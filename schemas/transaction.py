@@ -1,13 +1,19 @@
 """pandera models of a contract transaction.
 
-``text_schema`` checks the values of a file as text (after trimming): every
-failure becomes a quarantine reason for that row. ``canonical_schema`` checks
-the typed rows that go to the warehouse. Both validate collected polars
-DataFrames: on a LazyFrame pandera would check names and types only.
+The value rules of a file's text (identifier formats, amounts, dates, flags,
+codes, required values) are defined once, as ``Rule`` objects. They run twice
+over a batch: ``passes_all`` as one vectorised polars pass that finds the rows
+failing anything, then ``text_schema`` (pandera, polars backend, ``lazy=True``)
+on the collected failing rows, to name every failed check of each; those names
+are the quarantine reasons. ``canonical_schema`` is the typed shape of rows as
+loaded, checked on the transform's LazyFrame: names and types only, by design
+(the values were checked as text).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 
@@ -59,41 +65,64 @@ BOOLEAN_TEXT = ("t", "f", "true", "false", "T", "F", "TRUE", "FALSE", "True", "F
 REQUIRED = ("award_id_piid", "modification_number", "awarding_sub_agency_code", "action_date")
 
 
-def _real_date(data: pa.PolarsData) -> pl.LazyFrame:
-    """A date of the right shape that is not on the calendar (2018-02-30); other shapes fail the pattern check."""
-    value = pl.col(data.key)
-    parsed = value.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-    well_shaped = value.str.contains(KIND_PATTERNS["date"][0])
-    return data.lazyframe.select(value.is_null() | ~well_shaped | parsed.is_not_null())
+@dataclass(frozen=True)
+class Rule:
+    """One check of one column, defined once: ``passes`` maps the column to a boolean
+    expression (null means "no value", which passes; required columns have their own rule)."""
+
+    column: str
+    error: str
+    passes: Callable[[pl.Expr], pl.Expr]
+
+    def expr(self) -> pl.Expr:
+        return self.passes(pl.col(self.column)).fill_null(True)
+
+    def check(self) -> pa.Check:
+        return pa.Check(lambda data: data.lazyframe.select(self.passes(pl.col(data.key)).fill_null(True)), error=self.error)
 
 
-def _plausible_action_date(data: pa.PolarsData) -> pl.LazyFrame:
-    value = pl.col(data.key)
-    parsed = value.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-    latest = date.today() + timedelta(days=366)
-    return data.lazyframe.select(value.is_null() | parsed.is_null() | parsed.is_between(EARLIEST_ACTION, latest))
+def _date_text(value: pl.Expr) -> pl.Expr:
+    return value.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
 
 
-def _checks(name: str, kind: str) -> list[pa.Check]:
-    checks = []
+def _rules_of(name: str, kind: str) -> list[Rule]:
+    rules = []
     if name in PATTERNS or kind in KIND_PATTERNS:
         regex, words = PATTERNS.get(name) or KIND_PATTERNS[kind]
-        checks.append(pa.Check.str_matches(regex, error=f"not {words}"))
+        rules.append(Rule(name, f"not {words}", lambda v, rx=regex: v.str.contains(rx)))
     if kind == "bool":
-        checks.append(pa.Check.isin(BOOLEAN_TEXT, error="not t, f, true or false"))
+        rules.append(Rule(name, "not t, f, true or false", lambda v: v.is_in(BOOLEAN_TEXT)))
     if kind == "date":
-        checks.append(pa.Check(_real_date, error="not a real calendar date"))
+        # a date of the right shape that is not on the calendar (2018-02-30); other shapes fail the pattern rule
+        shape = KIND_PATTERNS["date"][0]
+        rules.append(Rule(name, "not a real calendar date", lambda v: ~v.str.contains(shape) | _date_text(v).is_not_null()))
     if name == "action_date":
-        checks.append(pa.Check(_plausible_action_date, error=f"not between {EARLIEST_ACTION} and next year"))
-    return checks
+        latest = date.today() + timedelta(days=366)
+        rules.append(Rule(name, f"not between {EARLIEST_ACTION} and next year",
+                          lambda v: _date_text(v).is_null() | _date_text(v).is_between(EARLIEST_ACTION, latest)))
+    return rules
+
+
+@cache
+def rules() -> tuple[Rule, ...]:
+    """Every value rule of a contract transaction in text form."""
+    return tuple(rule for name, kind in current_columns().items() for rule in _rules_of(name, kind))
+
+
+def passes_all() -> pl.Expr:
+    """True for a row that passes every rule and has every required value: one vectorised pass."""
+    return pl.all_horizontal([*(r.expr() for r in rules()), *(pl.col(c).is_not_null() for c in REQUIRED)])
 
 
 @cache
 def text_schema() -> pa.DataFrameSchema:
-    """Values of a file as text: formats of identifiers, amounts, dates, flags and codes."""
+    """The rules as a pandera schema: validating with ``lazy=True`` names every failed check of every row."""
+    by_column: dict[str, list[pa.Check]] = {}
+    for rule in rules():
+        by_column.setdefault(rule.column, []).append(rule.check())
     columns = {
-        name: pa.Column(pl.String, _checks(name, kind), nullable=name not in REQUIRED)
-        for name, kind in current_columns().items()
+        name: pa.Column(pl.String, by_column.get(name, []), nullable=name not in REQUIRED)
+        for name in current_columns()
     }
     return pa.DataFrameSchema(columns, name="contract transaction (text)", strict=False)
 

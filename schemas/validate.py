@@ -2,8 +2,8 @@
 
 Two kinds of reasons: the row's structure (more or fewer fields than the header,
 NUL bytes, bytes that are not UTF-8), found with vectorised polars expressions,
-and the values, checked by the pandera text schema with ``lazy=True`` so one
-pass reports every failed check of every row.
+and the values, checked by the rules of ``schemas.transaction`` (pandera names
+every failed check of every failing row).
 """
 
 from __future__ import annotations
@@ -11,18 +11,19 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from schemas.transaction import text_schema
+from schemas.transaction import passes_all, text_schema
 
 REASONS = "reasons"
 _POS = "__pos__"
-_BAD_BYTES = "[\x00\ufffd]"
 _SHOWN = 60  # characters of a failing value kept in a reason
 
 
 def structure_reasons(df: pl.DataFrame, *, overflow: str, header_width: int, last_column: str | None) -> pl.Series:
     """Per row, the list of structural problems (empty list when none)."""
     text_cols = [c for c, t in df.schema.items() if t == pl.String and c != overflow]
-    bad_bytes = pl.any_horizontal(pl.col(c).str.contains(_BAD_BYTES) for c in text_cols).fill_null(False)
+    bad_bytes = pl.any_horizontal(
+        pl.col(c).str.contains("\x00", literal=True) | pl.col(c).str.contains("\ufffd", literal=True) for c in text_cols
+    ).fill_null(False)
     checks = [
         pl.when(pl.col(overflow).is_not_null()).then(
             pl.lit(f"row has more fields than the header's {header_width}: extra value '")
@@ -58,13 +59,19 @@ def _bad_byte_columns(df: pl.DataFrame, text_cols: list[str]) -> pl.DataFrame:
     return df.select(_POS, pl.concat_list(per_column).list.drop_nulls().alias("detail"))
 
 
-def value_reasons(df: pl.DataFrame, schema: pa.DataFrameSchema | None = None) -> pl.Series:
-    """Per row, every failed check of the pandera text schema, as ``column: problem (got 'value')``."""
-    schema = schema or text_schema()
-    empty = pl.Series(REASONS, [[] for _ in range(df.height)], dtype=pl.List(pl.String))
-    try:
-        schema.validate(df, lazy=True)
+def value_reasons(df: pl.DataFrame) -> pl.Series:
+    """Per row, every failed value rule, as ``column: problem (got 'value')``.
+
+    One vectorised pass finds the failing rows; pandera (``lazy=True``) then runs on
+    those rows only and names each failed check."""
+    empty = pl.repeat(pl.lit([], dtype=pl.List(pl.String)), df.height, eager=True).alias(REASONS)
+    failing = df.select(~passes_all()).to_series()
+    if not failing.any():
         return empty
+    suspects = df.with_row_index(_POS).filter(failing)
+    try:
+        text_schema().validate(suspects.drop(_POS), lazy=True)
+        raise RuntimeError("the vectorised rules and the pandera schema disagree on a row")
     except pa.errors.SchemaErrors as exc:
         cases = pl.DataFrame(exc.failure_cases)
     if cases["index"].null_count():
@@ -75,11 +82,15 @@ def value_reasons(df: pl.DataFrame, schema: pa.DataFrameSchema | None = None) ->
         .then(pl.col("column") + pl.lit(": missing (required)"))
         .otherwise(pl.col("column") + pl.lit(": ") + pl.col("check") + pl.lit(" (got '") + value.str.slice(0, _SHOWN) + pl.lit("')"))
     )
+    positions = suspects.select(pl.col(_POS).alias("row"), pl.int_range(pl.len(), dtype=pl.Int32).alias("index"))
     per_row = (
-        cases.select(pl.col("index").alias(_POS), message.alias(REASONS))
+        cases.select(pl.col("index").cast(pl.Int32), message.alias(REASONS))
         .unique(maintain_order=True)
-        .group_by(_POS, maintain_order=True)
+        .join(positions, on="index")
+        .group_by("row", maintain_order=True)
         .agg(REASONS)
     )
-    joined = pl.DataFrame({_POS: pl.int_range(df.height, dtype=pl.Int32, eager=True)}).join(per_row, on=_POS, how="left")
-    return joined[REASONS].fill_null([]).alias(REASONS)
+    joined = pl.DataFrame({"row": pl.int_range(df.height, dtype=pl.UInt32, eager=True)}).join(
+        per_row.with_columns(pl.col("row").cast(pl.UInt32)), on="row", how="left", maintain_order="left"
+    )
+    return joined[REASONS].fill_null(pl.lit([], dtype=pl.List(pl.String))).alias(REASONS)

@@ -73,6 +73,7 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
         con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         raise _busy_or_broken(path, exc) from None
+    con.execute("SET enable_progress_bar = false")
     if not read_only:
         migrate(con)
     return con
