@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flows import pipeline
 from flows.settings import Settings
-from flows.sources import usaspending
+from flows.sources import archive, usaspending
 from flows.sources.http import Http
 from schemas.errors import InputError  # noqa: F401  (re-exported for the flows)
 from warehouse import db, feeds, runs
@@ -55,12 +55,8 @@ def landing(s: Settings, source: str, label: str) -> Path:
 
 def nightly_windows(s: Settings, source: str, scope: str, today: date) -> list[Window]:
     """From the watermark minus the look-back (or, without one, today minus the look-back) to today."""
-    con = db.connect(s.warehouse, threads=s.threads)
-    try:
-        mark = feeds.watermark(con, source, scope)
-    finally:
-        con.close()
-    start = (mark.date() if mark else today) - timedelta(days=s.lookback_days)
+    mark = watermark_of(s, source, scope)
+    start = (mark.date() if mark else today) - timedelta(days=s.lookback_days)  # re-read late-reported actions
     return [Window(a, b) for a, b in usaspending.windows(start, today)]
 
 
@@ -72,6 +68,40 @@ def extract_usaspending(s: Settings, agencies: list[str] | None, window: Window,
         return job.fetch(usaspending.agencies(agencies), window.start, window.end, into, date_type=date_type)
     finally:
         http.close()
+
+
+def archive_scope(toptier: str) -> str:
+    return f"archive:{toptier}"
+
+
+def extract_archive_full(s: Settings, toptier: str, fiscal_year: int, into: Path) -> tuple[list[Path], date | None]:
+    """Lands the newest Full file of a department and fiscal year; returns it and its generation date."""
+    http = http_for(s)
+    try:
+        found = archive.full_file(archive.listing(http, toptier, fiscal_year), fiscal_year)
+        if found is None:
+            return [], None
+        return archive.land(http, [found], into), found.generated
+    finally:
+        http.close()
+
+
+def extract_archive_deltas(s: Settings, toptier: str, after: date | None, into: Path) -> tuple[list[Path], date | None]:
+    """Lands the Delta files generated after ``after``, oldest first; returns them and the newest date."""
+    http = http_for(s)
+    try:
+        deltas = archive.deltas_after(archive.listing(http, toptier, fiscal_year(today())), after)
+        return archive.land(http, deltas, into), (deltas[-1].generated if deltas else None)
+    finally:
+        http.close()
+
+
+def watermark_of(s: Settings, source: str, scope: str) -> datetime | None:
+    con = db.connect(s.warehouse, threads=s.threads)
+    try:
+        return feeds.watermark(con, source, scope)
+    finally:
+        con.close()
 
 
 def load(s: Settings, paths: list[Path], *, source: str, command: str, parameters: dict) -> pipeline.RunResult:
@@ -123,6 +153,10 @@ def remove_landed(path: Path) -> None:
 
 def today() -> date:
     return runs.now().date()
+
+
+def fiscal_year(day: date) -> int:
+    return day.year + (day.month >= 10)
 
 
 def summary(done: list[SourceRun], snapshot, chunk_results: list[pipeline.RunResult] | None = None) -> dict:

@@ -39,7 +39,32 @@ def run_usaspending(s: config.Settings, agencies: list[str] | None) -> jobs.Sour
     return jobs.SourceRun("usaspending", scope, [str(w) for w in windows], result, mark)
 
 
-SOURCES = {"usaspending": run_usaspending}
+@task(name="extract-archive-deltas", retries=2, retry_delay_seconds=[60, 300])
+def extract_deltas(s: config.Settings, toptier: str, after, into: Path):
+    return jobs.extract_archive_deltas(s, toptier, after, into)
+
+
+def run_archive(s: config.Settings, agencies: list[str] | None) -> list[jobs.SourceRun]:
+    """Award Data Archive: the Delta files generated since each department's watermark (set by a Full backfill)."""
+    done = []
+    for toptier in usaspending.toptier_codes(usaspending.agencies(agencies)):
+        scope = jobs.archive_scope(toptier)
+        mark = jobs.watermark_of(s, "archive", scope)
+        if mark is None:
+            done.append(jobs.SourceRun("archive", scope, [], skipped=["no Full file loaded yet: run `awardwatch backfill --source archive` first"]))
+            continue
+        into = jobs.landing(s, "archive", jobs.today().isoformat())
+        paths, newest = extract_deltas.with_options(retries=s.task_retries)(s, toptier, mark.date(), into)
+        if not paths:
+            done.append(jobs.SourceRun("archive", scope, [], watermark=mark.date().isoformat()))
+            continue
+        result = load(s, paths, "archive", {"source": "archive", "scope": scope, "files": [p.name for p in paths]})
+        done.append(jobs.SourceRun("archive", scope, [p.name for p in paths], result, jobs.advance_watermark(s, "archive", scope, newest, result.run_id)))
+        jobs.remove_landed(into)
+    return done
+
+
+SOURCES = {"usaspending": lambda s, a: [run_usaspending(s, a)], "archive": run_archive}
 
 
 @flow(name="nightly")
@@ -51,7 +76,7 @@ def nightly(sources: list[str] | None = None, agencies: list[str] | None = None,
     unknown = [x for x in chosen if x not in SOURCES]
     if unknown:
         raise jobs.InputError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
-    done = [SOURCES[name](s, list(agencies or s.agencies)) for name in chosen]
+    done = [run for name in chosen for run in SOURCES[name](s, list(agencies or s.agencies))]
     snapshot = publish(s, [d.result.run_id for d in done if d.result])
     create_markdown_artifact(job_markdown("nightly", done, snapshot), key="nightly-summary", description="awardwatch nightly run")
     return jobs.summary(done, snapshot)

@@ -154,3 +154,42 @@ def test_prefect_yaml_deployments_load_and_point_at_flows():
     assert config["pull"], "explicit pull steps"
     flow = load_flow_from_entrypoint(str(ROOT / names["backfill"]["entrypoint"]))
     assert set(names["backfill"]["parameters"]) <= set(flow.parameters.properties)
+
+
+def test_archive_full_backfill_then_nightly_delta_applies_corrections_and_deletions(env, monkeypatch, sql_at):
+    from flows.backfill import backfill
+    from flows.nightly import nightly
+    from tests.servers.usaspending import write_archive_zip
+
+    full = [row(piid=f"HSCEMD18C{i:05d}", amount="100.00", action_date="2018-01-15") for i in range(4)]
+    key = "7012_-NONE-_HSCEMD18C{:05d}_0_-NONE-_0"
+    delta = [
+        {"correction_delete_ind": "D", "agency_id": "7012", "award_id_piid": "HSCEMD18C00000", "modification_number": "0",
+         "transaction_number": "0", "contract_transaction_unique_key": key.format(0), "last_modified_date": "2024-08-08 00:00:00"},
+        {**row(piid="HSCEMD18C00001", amount="175.00", action_date="2018-01-15", last_modified_date="2024-08-01 00:00:00"),
+         "correction_delete_ind": "C", "agency_id": "7012"},
+        {**row(piid="HSCEMD18C00009", amount="50.00", action_date="2018-02-01"), "correction_delete_ind": "", "agency_id": "7012"},
+    ]
+    with FakeUSAspending([]) as api:
+        monkeypatch.setenv("AWARDWATCH_USASPENDING_URL", api.url)
+        files = {"FY2018_070_Contracts_Full_20240708.zip": (write_archive_zip(full, member="FY2018_070_Contracts_Full_20240708_1.csv"), 2018),
+                 "FY(All)_070_Contracts_Delta_20240808.zip": (write_archive_zip(delta, delta=True, member="FY(All)_070_Contracts_Delta_20240808_1.csv"), None)}
+        for name, (data, fy) in files.items():
+            api.archive_files[name] = data
+            api.monthly_files.append({"agency_name": "Department of Homeland Security", "agency_acronym": "DHS", "agency_id": 562,
+                                      "file_name": name, "fiscal_year": fy, "type": "contracts", "updated_date": "2024-08-08",
+                                      "url": api.archive_url(name)})
+        first = backfill(start=date(2017, 10, 1), end=date(2018, 9, 30), agencies=["DHS"], source="archive")
+        second = nightly(sources=["archive"], agencies=["DHS"])
+        third = nightly(sources=["archive"], agencies=["DHS"])
+    wh = env / "awardwatch.duckdb"
+    assert first["counts"]["inserted"] == 4
+    assert first["sources"]["archive"]["watermark"] == "2024-07-08"
+    c = second["counts"]
+    assert (c["read"], c["deleted"], c["updated"], c["inserted"], c["reconciled"]) == (3, 1, 1, 1, True)
+    assert second["sources"]["archive"]["watermark"] == "2024-08-08"
+    assert third["runs"] == []  # no Delta file newer than the watermark
+    assert sql_at(wh, "SELECT count(*) FROM transactions") == [(4,)]
+    assert sql_at(wh, "SELECT federal_action_obligation FROM transactions WHERE award_id_piid = 'HSCEMD18C00001'")[0][0] == 175
+    assert sql_at(wh, "SELECT contract_transaction_unique_key, applied, source FROM deletions") == [(key.format(0), True, "archive")]
+    assert sql_at(wh, "SELECT count(*) FROM awards WHERE award_id_piid = 'HSCEMD18C00000'") == [(0,)]

@@ -79,6 +79,12 @@ def agencies(names: list[str] | None) -> list[Agency]:
     return chosen
 
 
+def toptier_codes(chosen: list[Agency]) -> list[str]:
+    """CGAC codes of the departments of the chosen agencies (archive files are per department)."""
+    by_name = {a.name: a.code for a in AGENCIES.values() if a.tier == "toptier"}
+    return sorted({a.code if a.tier == "toptier" else by_name[a.toptier_name] for a in chosen})
+
+
 def scope(chosen: list[Agency]) -> str:
     """The watermark scope of a set of agencies, e.g. ``awarding:CBP,ICE``."""
     return "awarding:" + ",".join(sorted(a.abbreviation for a in chosen))
