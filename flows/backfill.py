@@ -1,7 +1,7 @@
 """Prefect flow `backfill`: a date range of history, in chunks, resumable, one snapshot at the end.
 
 Sources: ``usaspending`` (bulk downloads by action date, one calendar month per
-chunk) and ``archive`` (Award Data Archive Full files, one department and fiscal
+chunk), ``fpds`` (the ATOM feed by last-modified date, one month per chunk) and ``archive`` (Award Data Archive Full files, one department and fiscal
 year per chunk; sets the watermark from which the nightly job applies Delta files).
 """
 
@@ -30,6 +30,11 @@ def extract(s: config.Settings, agencies: list[str] | None, window: jobs.Window,
 @task(name="extract-archive-full", retries=2, retry_delay_seconds=[60, 300])
 def extract_full(s: config.Settings, toptier: str, window: jobs.Window, into: Path) -> list[Path]:
     return jobs.extract_archive_full(s, toptier, window.end.year, into)[0]
+
+
+@task(name="extract-fpds", retries=2, retry_delay_seconds=[60, 300])
+def extract_fpds(s: config.Settings, agencies: list[str] | None, window: jobs.Window, into: Path) -> list[Path]:
+    return [jobs.extract_fpds(s, agencies, window, into / f"{window.start:%Y%m%d}")]
 
 
 @task(name="load-chunk")
@@ -89,6 +94,13 @@ def backfill(start: date, end: date, agencies: list[str] | None = None, source: 
                               feeds.backfill_id(source, scope, start, end, "month"))
         done.append(run)
         results += got
+    elif source == "fpds":  # by LAST_MOD_DATE; leaves the nightly watermark alone
+        scope = jobs.fpds_scope(chosen)
+        chunks = [jobs.Window(a, b) for a, b in usaspending.months(start, end)]
+        run, got, _ = chunked(s, source, scope, chunks, lambda w, into: extract_fpds.with_options(**retrying).submit(s, names, w, into),
+                              feeds.backfill_id(source, scope, start, end, "month"))
+        done.append(run)
+        results += got
     elif source == "archive":
         for toptier in usaspending.toptier_codes(chosen):
             scope = jobs.archive_scope(toptier)
@@ -103,7 +115,7 @@ def backfill(start: date, end: date, agencies: list[str] | None = None, source: 
             done.append(run)
             results += got
     else:
-        raise jobs.InputError(f"unknown backfill source {source!r}; known: usaspending, archive")
+        raise jobs.InputError(f"unknown backfill source {source!r}; known: usaspending, archive, fpds")
     snapshot = publish(s, [r.run_id for r in results])
     create_markdown_artifact(job_markdown("backfill", done, snapshot, results), key="backfill-summary", description="awardwatch backfill")
     return jobs.summary(done, snapshot, results)

@@ -220,7 +220,7 @@ def print_job(result: dict) -> None:
 def run_nightly(
     warehouse: Warehouse = None,
     agency: Agencies = None,
-    source: Annotated[Optional[list[str]], typer.Option("--source", "-s", help="Source to extract (usaspending, archive); repeat for several. \\[env AWARDWATCH_SOURCES, default usaspending]", show_default=False)] = None,
+    source: Annotated[Optional[list[str]], typer.Option("--source", "-s", help="Source to extract (usaspending, archive, fpds); repeat for several. \\[env AWARDWATCH_SOURCES, default usaspending]", show_default=False)] = None,
     lookback_days: Annotated[Optional[int], typer.Option(help="Days before each watermark to read again. \\[env AWARDWATCH_LOOKBACK_DAYS, default 3]", show_default=False)] = None,
 ) -> None:
     """Run the nightly job now: extract what changed since each source's watermark, load it, publish a snapshot."""
@@ -240,7 +240,7 @@ def run_backfill(
     warehouse: Warehouse = None,
     agency: Agencies = None,
     concurrency: Annotated[Optional[int], typer.Option(help="Chunks downloading at once. \\[env AWARDWATCH_BACKFILL_CONCURRENCY, default 2]", show_default=False)] = None,
-    source: Annotated[str, typer.Option("--source", "-s", help="usaspending (bulk downloads, one month per chunk) or archive (Award Data Archive Full files, one fiscal year per chunk).")] = "usaspending",
+    source: Annotated[str, typer.Option("--source", "-s", help="usaspending (bulk downloads, one month per chunk), fpds (ATOM feed, one month per chunk) or archive (Award Data Archive Full files, one fiscal year per chunk).")] = "usaspending",
 ) -> None:
     """Load a date range of history in chunks; re-running skips the chunks already done."""
     from flows import jobs

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flows import pipeline
 from flows.settings import Settings
-from flows.sources import archive, usaspending
+from flows.sources import archive, fpds, usaspending
 from flows.sources.http import Http
 from schemas.errors import InputError  # noqa: F401  (re-exported for the flows)
 from warehouse import db, feeds, runs
@@ -92,6 +92,30 @@ def extract_archive_deltas(s: Settings, toptier: str, after: date | None, into: 
     try:
         deltas = archive.deltas_after(archive.listing(http, toptier, fiscal_year(today())), after)
         return archive.land(http, deltas, into), (deltas[-1].generated if deltas else None)
+    finally:
+        http.close()
+
+
+def fpds_scope(chosen: list[usaspending.Agency]) -> str:
+    return "contracting:" + ",".join(sorted(a.abbreviation for a in chosen))
+
+
+def extract_fpds(s: Settings, agencies: list[str] | None, window: Window, into: Path) -> Path:
+    """Lands the PUBLIC and DELETED feed pages of a LAST_MOD_DATE window for the agencies, checks each
+    query's count against the feed's announced total, and writes them as one canonical CSV."""
+    http = Http(base_url=s.fpds_url, timeout=s.http_timeout, attempts=s.http_attempts, backoff=s.http_backoff)
+    try:
+        feed = fpds.FpdsFeed(http, s.fpds_url, concurrency=s.fpds_concurrency)
+        pages: list[fpds.Page] = []
+        announced = 0
+        for agency in usaspending.agencies(agencies):
+            for kind in ("PUBLIC", "DELETED"):
+                got, total = feed.window(fpds.agency_term(agency), window.start, window.end, into / agency.abbreviation, kind)
+                pages += got
+                announced += total
+        for folder in {p.path.parent for p in pages}:
+            fpds.write_index([p for p in pages if p.path.parent == folder], folder)
+        return fpds.to_csv(pages, announced, into / f"fpds_{window.start:%Y%m%d}_{window.end:%Y%m%d}.csv", window=str(window))
     finally:
         http.close()
 

@@ -64,7 +64,25 @@ def run_archive(s: config.Settings, agencies: list[str] | None) -> list[jobs.Sou
     return done
 
 
-SOURCES = {"usaspending": lambda s, a: [run_usaspending(s, a)], "archive": run_archive}
+@task(name="extract-fpds", retries=2, retry_delay_seconds=[60, 300])
+def extract_fpds(s: config.Settings, agencies: list[str] | None, window: jobs.Window, into: Path) -> Path:
+    return jobs.extract_fpds(s, agencies, window, into)
+
+
+def run_fpds(s: config.Settings, agencies: list[str] | None) -> list[jobs.SourceRun]:
+    """FPDS ATOM feed: actions and deletions modified since the watermark (minus the look-back)."""
+    scope = jobs.fpds_scope(usaspending.agencies(agencies))
+    today = jobs.today()
+    windows = jobs.nightly_windows(s, "fpds", scope, today)
+    into = jobs.landing(s, "fpds", today.isoformat())
+    paths = [extract_fpds.with_options(retries=s.task_retries)(s, agencies, w, into) for w in windows]
+    result = load(s, paths, "fpds", {"source": "fpds", "scope": scope, "windows": [str(w) for w in windows]})
+    mark = jobs.advance_watermark(s, "fpds", scope, windows[-1].end, result.run_id)
+    jobs.remove_landed(into)
+    return [jobs.SourceRun("fpds", scope, [str(w) for w in windows], result, mark)]
+
+
+SOURCES = {"usaspending": lambda s, a: [run_usaspending(s, a)], "archive": run_archive, "fpds": run_fpds}
 
 
 @flow(name="nightly")

@@ -21,7 +21,7 @@ import polars as pl
 
 from flows.sources.files import OVERFLOW, ROW, SourceFile, land, read_header, scan
 from schemas.errors import AwardwatchError, InputError
-from schemas.layouts import Layout, current_columns, detect
+from schemas.layouts import LINEAGE, Layout, current_columns, detect
 from schemas.transaction import canonical_schema
 from schemas.validate import REASONS, structure_reasons, value_reasons
 from transforms.transactions import canonical, derive_keys, normalise_text, to_current_layout
@@ -183,19 +183,31 @@ def check_layout(f: SourceFile, header: list[str]) -> Layout:
 def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str, stages: Stages | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One batch of text rows -> (canonical valid rows, quarantine rows with reasons)."""
     stages = Stages() if stages is None else stages
+    lineage = LINEAGE if layout.has_lineage else ()
     with stages.timing("transform"):
-        text = raw.lazy().pipe(to_current_layout, layout, keep=(ROW, OVERFLOW)).pipe(normalise_text).collect()
+        text = raw.lazy().pipe(to_current_layout, layout, keep=(ROW, OVERFLOW, *lineage)).pipe(normalise_text).collect()
     with stages.timing("validate"):
         last = "last_modified_date" if layout.columns[-1] == "last_modified_date" else None
-        structure = structure_reasons(text, overflow=OVERFLOW, header_width=len(layout.columns), last_column=last)
+        structure = structure_reasons(text, overflow=OVERFLOW, header_width=len(layout.columns), last_column=last,
+                                      problem="source_problem" if lineage else None)
         values = value_reasons(text.select(list(current_columns())))
         reasons = pl.DataFrame([structure.alias("s"), values.alias("v")]).select(pl.concat_list("s", "v")).to_series()
         bad = reasons.list.len() > 0
     with stages.timing("transform"):
-        good = canonical_schema().validate(text.filter(~bad).lazy().drop(OVERFLOW).pipe(canonical)).collect()
+        good = canonical_schema().validate(text.filter(~bad).lazy().drop(OVERFLOW, "source_problem", "source_raw", strict=False)
+                                           .pipe(canonical).pipe(_with_lineage)).collect()
     with stages.timing("validate"):
         quarantined = _quarantine_rows(raw.filter(bad), text.filter(bad), reasons.filter(bad), source_file)
     return good, quarantined
+
+
+def _with_lineage(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Every staged row has ``lineage_file`` / ``lineage_row`` (null unless the source set them)."""
+    names = lf.collect_schema().names()
+    return lf.with_columns(
+        (pl.col("lineage_file") if "lineage_file" in names else pl.lit(None, pl.String)).alias("lineage_file"),
+        (pl.col("lineage_row").cast(pl.Int64, strict=False) if "lineage_row" in names else pl.lit(None, pl.Int64)).alias("lineage_row"),
+    )
 
 
 def split_deletions(raw: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -205,14 +217,17 @@ def split_deletions(raw: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, pl
     is_delete = raw.select(flag.fill_null(False)).to_series()
     if not is_delete.any():
         return raw, pl.DataFrame()
+    lineage = LINEAGE[:2] if layout.has_lineage else ()
     records = (
         raw.filter(is_delete)
         .lazy()
-        .pipe(to_current_layout, layout, keep=(ROW, "agency_id"))
+        .pipe(to_current_layout, layout, keep=(ROW, "agency_id", *lineage))
         .pipe(normalise_text)
         .with_columns(pl.coalesce("awarding_sub_agency_code", pl.col("agency_id").str.strip_chars().str.to_uppercase()).alias("awarding_sub_agency_code"))
         .pipe(derive_keys)
-        .select(KEY, pl.col(ROW).cast(pl.Int64), pl.col("last_modified_date").str.slice(0, 19).str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False))
+        .pipe(_with_lineage)
+        .select(KEY, pl.col(ROW).cast(pl.Int64), pl.col("last_modified_date").str.slice(0, 19).str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False),
+                "lineage_file", "lineage_row")
         .collect()
     )
     return raw.filter(~is_delete), records
@@ -224,6 +239,7 @@ def _quarantine_rows(raw: pl.DataFrame, text: pl.DataFrame, reasons: pl.Series, 
         return pl.DataFrame()
     values = raw.select(pl.struct(pl.all().exclude(ROW)).struct.json_encode()).to_series()
     key = text.lazy().pipe(derive_keys).select(KEY).collect().to_series()
+    lineage = text.lazy().pipe(_with_lineage).select("lineage_file", "lineage_row").collect()
     ident = pl.concat_str([pl.lit(source_file), raw[ROW].cast(pl.String), values], separator="\x1f")
     return pl.DataFrame(
         {
@@ -232,6 +248,8 @@ def _quarantine_rows(raw: pl.DataFrame, text: pl.DataFrame, reasons: pl.Series, 
             REASONS: reasons,
             "original_values": values,
             KEY: key,
+            "lineage_file": lineage["lineage_file"],
+            "lineage_row": lineage["lineage_row"],
         }
     )
 

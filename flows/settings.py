@@ -20,6 +20,7 @@
 | AWARDWATCH_HTTP_ATTEMPTS | 5 | attempts per request (429, 5xx, connection errors) |
 | AWARDWATCH_HTTP_BACKOFF | 2 | first retry wait in seconds, doubled each time, with jitter |
 | AWARDWATCH_BACKFILL_CONCURRENCY | 2 | chunks a backfill downloads at once |
+| AWARDWATCH_FPDS_CONCURRENCY | 4 | FPDS feed pages fetched at once |
 | AWARDWATCH_TASK_RETRIES | 2 | Prefect retries of a whole extraction (a failed download job), 60 s then 300 s apart |
 """
 
@@ -51,6 +52,7 @@ class Settings:
     http_backoff: float = 2.0
     backfill_concurrency: int = 2
     task_retries: int = 2
+    fpds_concurrency: int = 4
 
     @property
     def snapshots(self) -> str:
@@ -90,6 +92,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         http_backoff=float(env.get("AWARDWATCH_HTTP_BACKOFF") or 2),
         backfill_concurrency=int(env.get("AWARDWATCH_BACKFILL_CONCURRENCY") or 2),
         task_retries=int(env.get("AWARDWATCH_TASK_RETRIES") or 2),
+        fpds_concurrency=int(env.get("AWARDWATCH_FPDS_CONCURRENCY") or 4),
     )
 
 

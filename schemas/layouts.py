@@ -49,6 +49,11 @@ RETIRED = ("annual_revenue", "number_of_employees", "commercial_item_test_progra
 # blank new, C correction, D deletion; agency_id: the FPDS agency id part of the key).
 DELTA = ("correction_delete_ind", "agency_id")
 
+# Files a source writes itself (FPDS pages converted to rows) may carry per-row lineage
+# (the page URL and the entry's position, overriding file and row) and a problem the
+# source found (the row is quarantined with it; the raw text is kept in source_raw).
+LINEAGE = ("lineage_file", "lineage_row", "source_problem", "source_raw")
+
 # A file must carry these (under a current or old name) to be read at all.
 REQUIRED = (
     "award_id_piid",
@@ -75,6 +80,7 @@ class Layout:
     duplicated: tuple[str, ...]
     has_keys: bool  # carries contract_transaction_unique_key
     is_delta: bool = False  # an Award Data Archive delta file (rows may be deletions)
+    has_lineage: bool = False  # rows carry lineage_file / lineage_row / source_problem
 
 
 def detect(header: list[str]) -> Layout:
@@ -85,7 +91,8 @@ def detect(header: list[str]) -> Layout:
     duplicated = tuple(dict.fromkeys(h for h in cleaned if h in seen or seen.add(h)))
     renamed = {h: RENAMES[h] for h in cleaned if h in RENAMES and RENAMES[h] not in seen}
     as_current = {renamed.get(h, h) for h in cleaned}
-    extra = tuple(h for h in cleaned if h not in current and h not in renamed and h not in RETIRED and h not in DELTA)
+    known = set(current) | set(renamed) | set(RETIRED) | set(DELTA) | set(LINEAGE)
+    extra = tuple(h for h in cleaned if h not in known)
     retired = tuple(h for h in cleaned if h in RETIRED)
     missing = tuple(c for c in current if c not in as_current)
     missing_required = tuple(c for c in REQUIRED if c not in as_current)
@@ -106,6 +113,7 @@ def detect(header: list[str]) -> Layout:
         duplicated=duplicated,
         has_keys="contract_transaction_unique_key" in as_current,
         is_delta="correction_delete_ind" in as_current,
+        has_lineage="lineage_file" in as_current,
     )
 
 

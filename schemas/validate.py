@@ -18,9 +18,11 @@ _POS = "__pos__"
 _SHOWN = 60  # characters of a failing value kept in a reason
 
 
-def structure_reasons(df: pl.DataFrame, *, overflow: str, header_width: int, last_column: str | None) -> pl.Series:
-    """Per row, the list of structural problems (empty list when none)."""
-    text_cols = [c for c, t in df.schema.items() if t == pl.String and c != overflow]
+def structure_reasons(df: pl.DataFrame, *, overflow: str, header_width: int, last_column: str | None,
+                      problem: str | None = None) -> pl.Series:
+    """Per row, the list of structural problems (empty list when none). ``problem`` names a
+    column in which the source itself reported a problem with the row."""
+    text_cols = [c for c, t in df.schema.items() if t == pl.String and c not in (overflow, problem, "source_raw")]
     bad_bytes = pl.any_horizontal(
         pl.col(c).str.contains("\x00", literal=True) | pl.col(c).str.contains("\ufffd", literal=True) for c in text_cols
     ).fill_null(False)
@@ -32,6 +34,8 @@ def structure_reasons(df: pl.DataFrame, *, overflow: str, header_width: int, las
         ),
         pl.when(bad_bytes).then(pl.lit("__bytes__")),
     ]
+    if problem is not None:
+        checks.append(pl.col(problem))
     if last_column is not None:
         checks.append(
             pl.when(pl.col(last_column).is_null()).then(

@@ -115,12 +115,17 @@ def _plan(con: duckdb.DuckDBPyConnection, staged: list[Path]) -> None:
 
 def _write(con: duckdb.DuckDBPyConnection, staged: list[Path], lineage: list, counts: Counts, *, all_new: bool) -> None:
     source = f"read_parquet({_files(staged)})"
-    with_lineage = f"SELECT s.* EXCLUDE (row_hash), s.row_hash, ?::VARCHAR AS source, ?::VARCHAR AS source_file, ?::VARCHAR AS run_id, ?::TIMESTAMP AS loaded_at FROM {source} s"
+    with_lineage = (
+        f"SELECT s.* EXCLUDE (source_row, lineage_file, lineage_row), ?::VARCHAR AS source, "
+        f"coalesce(s.lineage_file, ?::VARCHAR) AS source_file, coalesce(s.lineage_row, s.source_row) AS source_row, "
+        f"?::VARCHAR AS run_id, ?::TIMESTAMP AS loaded_at FROM {source} s"
+    )
     if counts.inserted:
         where = "" if all_new else f" SEMI JOIN plan p ON p.k = s.{KEY} AND p.source_row = s.source_row AND p.action = 'insert'"
         con.execute(f"INSERT INTO transactions BY NAME {with_lineage}{where}", lineage)
     if counts.updated:
-        columns = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE transactions)").fetchall() if c != KEY]
+        staged = {d[0] for d in con.execute(f"SELECT * FROM ({with_lineage}) LIMIT 0", lineage).description}
+        columns = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE transactions)").fetchall() if c != KEY and c in staged]
         sets = ", ".join(f'"{c}" = u."{c}"' for c in columns)
         con.execute(
             f"""
@@ -138,7 +143,8 @@ def _delete(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) -> i
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE doomed AS
-        SELECT d.{KEY} AS k, d.source_row, d.last_modified_date AS lmd, t.{AWARD_KEY} AS award_key,
+        SELECT d.{KEY} AS k, coalesce(d.lineage_row, d.source_row) AS source_row, d.lineage_file,
+               d.last_modified_date AS lmd, t.{AWARD_KEY} AS award_key,
                coalesce(t.{KEY} IS NOT NULL AND (d.last_modified_date IS NULL OR t.last_modified_date IS NULL
                         OR d.last_modified_date >= t.last_modified_date), false) AS applied
         FROM read_parquet({_files(f.deletions)}) d LEFT JOIN transactions t ON t.{KEY} = d.{KEY}
@@ -149,9 +155,9 @@ def _delete(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) -> i
     con.execute(
         f"""
         INSERT INTO deletions
-        SELECT d.k, d.award_key, d.applied, d.lmd, ?, ?, d.source_row, ?, ?
+        SELECT d.k, d.award_key, d.applied, d.lmd, ?, coalesce(d.lineage_file, ?), d.source_row, ?, ?
         FROM doomed d ANTI JOIN deletions e
-          ON e.{KEY} = d.k AND e.source_file = ? AND e.source_row IS NOT DISTINCT FROM d.source_row
+          ON e.{KEY} = d.k AND e.source_file = coalesce(d.lineage_file, ?) AND e.source_row IS NOT DISTINCT FROM d.source_row
         """,
         [f.source, f.source_file, run_id, at, f.source_file],
     )
@@ -164,7 +170,8 @@ def _quarantine(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) 
     con.execute(
         f"""
         INSERT INTO quarantine
-        SELECT q.quarantine_id, ?, ?, q.source_row, q.reasons, q.original_values::JSON, q.{KEY}, ?, ?, ?
+        SELECT q.quarantine_id, ?, coalesce(q.lineage_file, ?), coalesce(q.lineage_row, q.source_row), q.reasons,
+               q.original_values::JSON, q.{KEY}, ?, ?, ?
         FROM {source} q ANTI JOIN quarantine e ON e.quarantine_id = q.quarantine_id
         """,
         [f.source, f.source_file, run_id, run_id, at],
