@@ -193,3 +193,22 @@ def test_archive_full_backfill_then_nightly_delta_applies_corrections_and_deleti
     assert sql_at(wh, "SELECT federal_action_obligation FROM transactions WHERE award_id_piid = 'HSCEMD18C00001'")[0][0] == 175
     assert sql_at(wh, "SELECT contract_transaction_unique_key, applied, source FROM deletions") == [(key.format(0), True, "archive")]
     assert sql_at(wh, "SELECT count(*) FROM awards WHERE award_id_piid = 'HSCEMD18C00000'") == [(0,)]
+
+
+def test_nightly_fpds_loads_pages_applies_deletions_and_advances_the_watermark(env, monkeypatch, sql_at):
+    from flows.nightly import nightly
+    from tests.servers.fpds import FakeFPDS, Record
+
+    today = jobs.today()
+    actions = [Record(piid=f"70CMSD20C{i:08d}", last_modified=f"{today} 07:00:00") for i in range(23)]
+    with FakeFPDS(actions) as feed:
+        monkeypatch.setenv("AWARDWATCH_FPDS_URL", feed.url)
+        first = nightly(sources=["fpds"], agencies=["ICE"])
+        feed.deleted = [Record(piid="70CMSD20C00000000", last_modified=f"{today} 09:00:00")]
+        second = nightly(sources=["fpds"], agencies=["ICE"])
+    wh = env / "awardwatch.duckdb"
+    assert (first["counts"]["inserted"], first["counts"]["reconciled"]) == (23, True)
+    assert first["sources"]["fpds"]["watermark"] == today.isoformat()
+    assert (second["counts"]["deleted"], second["counts"]["unchanged"]) == (1, 23)
+    assert sql_at(wh, "SELECT count(*) FROM transactions") == [(22,)]
+    assert sql_at(wh, "SELECT source, scope, value::DATE FROM watermarks") == [("fpds", "contracting:ICE", today)]
