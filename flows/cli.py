@@ -113,10 +113,11 @@ def ingest(
     s = config.load().but(warehouse=warehouse, batch_rows=batch_rows, max_rejected_share=max_rejected, snapshot_url=snapshot_url)
     with ingest_progress() as progress:
         result = pipeline.ingest(paths, warehouse=s.warehouse, batch_rows=s.batch_rows, max_rejected_share=s.max_rejected_share,
-                                 threads=s.threads, progress=progress)
+                                 threads=s.threads, progress=progress, lock_wait=s.lock_wait)
     print_run(result)
     if publish:
-        print_publish(pipeline.publish(s.warehouse, s.snapshots, keep=s.keep_snapshots, threads=s.threads))
+        print_publish(pipeline.publish(s.warehouse, s.snapshots, keep=s.keep_snapshots, threads=s.threads, lock_wait=s.lock_wait,
+                                       run_ids=[result.run_id]))
 
 
 def print_publish(result) -> None:
@@ -133,7 +134,7 @@ def publish_command(warehouse: Warehouse = None, snapshot_url: SnapshotUrl = Non
     Does nothing when the warehouse has not changed since the current snapshot.
     """
     s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url, keep_snapshots=keep)
-    print_publish(pipeline.publish(s.warehouse, s.snapshots, keep=s.keep_snapshots, threads=s.threads))
+    print_publish(pipeline.publish(s.warehouse, s.snapshots, keep=s.keep_snapshots, threads=s.threads, lock_wait=s.lock_wait))
 
 
 @snapshots_app.command(name="list")

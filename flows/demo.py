@@ -66,8 +66,10 @@ def run_demo(settings: Settings, *, rows: int = 3000, seed: int = 2018, progress
         max_rejected_share=settings.max_rejected_share,
         threads=settings.threads,
         progress=progress,
+        lock_wait=settings.lock_wait,
     )
-    snapshot = pipeline.publish(settings.warehouse, settings.snapshots, keep=settings.keep_snapshots, threads=settings.threads)
+    snapshot = pipeline.publish(settings.warehouse, settings.snapshots, keep=settings.keep_snapshots, threads=settings.threads,
+                                lock_wait=settings.lock_wait, run_ids=[run.run_id])
     columns, rows = query_warehouse(settings.warehouse, EXAMPLE_SQL)
     _, snapshot_rows = query_snapshot(settings.snapshots, "latest", EXAMPLE_SQL)
     return DemoResult(feed, run, snapshot, columns, rows, snapshot_rows)

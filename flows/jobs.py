@@ -121,7 +121,7 @@ def extract_fpds(s: Settings, agencies: list[str] | None, window: Window, into: 
 
 
 def watermark_of(s: Settings, source: str, scope: str) -> datetime | None:
-    con = db.connect(s.warehouse, threads=s.threads)
+    con = db.connect(s.warehouse, threads=s.threads, wait=s.lock_wait)
     try:
         return feeds.watermark(con, source, scope)
     finally:
@@ -130,12 +130,13 @@ def watermark_of(s: Settings, source: str, scope: str) -> datetime | None:
 
 def load(s: Settings, paths: list[Path], *, source: str, command: str, parameters: dict) -> pipeline.RunResult:
     return pipeline.ingest(paths, warehouse=s.warehouse, source=source, command=command, parameters=parameters,
-                           batch_rows=s.batch_rows, max_rejected_share=s.max_rejected_share, threads=s.threads, progress=PROGRESS)
+                           batch_rows=s.batch_rows, max_rejected_share=s.max_rejected_share, threads=s.threads,
+                           progress=PROGRESS, lock_wait=s.lock_wait)
 
 
 def advance_watermark(s: Settings, source: str, scope: str, until: date, run_id: str) -> str:
     value = datetime.combine(until, time())
-    con = db.connect(s.warehouse, threads=s.threads)
+    con = db.connect(s.warehouse, threads=s.threads, wait=s.lock_wait)
     try:
         feeds.set_watermark(con, source, scope, value, run_id)
     finally:
@@ -144,7 +145,7 @@ def advance_watermark(s: Settings, source: str, scope: str, until: date, run_id:
 
 
 def record_chunk(s: Settings, backfill: str, source: str, scope: str, window: Window, result: pipeline.RunResult) -> None:
-    con = db.connect(s.warehouse, threads=s.threads)
+    con = db.connect(s.warehouse, threads=s.threads, wait=s.lock_wait)
     try:
         feeds.chunk_done(con, backfill, source, scope, window.start, window.end, result.run_id, result.counts.read)
     finally:
@@ -152,7 +153,7 @@ def record_chunk(s: Settings, backfill: str, source: str, scope: str, window: Wi
 
 
 def finished_chunks(s: Settings, backfill: str) -> set[date]:
-    con = db.connect(s.warehouse, threads=s.threads)
+    con = db.connect(s.warehouse, threads=s.threads, wait=s.lock_wait)
     try:
         return feeds.done_chunks(con, backfill)
     finally:
@@ -161,14 +162,8 @@ def finished_chunks(s: Settings, backfill: str) -> set[date]:
 
 def publish(s: Settings, run_ids: list[str]):
     """Publishes one snapshot and records its id on the runs it reflects."""
-    result = pipeline.publish(s.warehouse, s.snapshots, keep=s.keep_snapshots, threads=s.threads)
-    if result.published and run_ids:
-        con = db.connect(s.warehouse, threads=s.threads)
-        try:
-            con.execute(f"UPDATE runs SET snapshot_id = ? WHERE run_id IN ({', '.join('?' * len(run_ids))})", [result.snapshot_id, *run_ids])
-        finally:
-            con.close()
-    return result
+    return pipeline.publish(s.warehouse, s.snapshots, keep=s.keep_snapshots, threads=s.threads, lock_wait=s.lock_wait,
+                            run_ids=run_ids)
 
 
 def remove_landed(path: Path) -> None:

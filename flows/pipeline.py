@@ -25,11 +25,15 @@ from schemas.layouts import LINEAGE, Layout, current_columns, detect
 from schemas.transaction import canonical_schema
 from schemas.validate import REASONS, structure_reasons, value_reasons
 from transforms.transactions import canonical, derive_keys, normalise_text, to_current_layout
-from warehouse import db, load, runs, snapshots
+from warehouse import db, invariants, load, runs, snapshots
 from warehouse.store import open_store
 from warehouse.runs import Counts
 
 KEY = load.KEY
+
+
+class InvariantError(AwardwatchError):
+    """A check that must hold after every run did not."""
 
 
 @dataclass
@@ -83,6 +87,7 @@ def ingest(
     max_rejected_share: float = 0.05,
     threads: int | None = None,
     progress: Progress | None = None,
+    lock_wait: float = 60.0,
 ) -> RunResult:
     """Loads contract-transaction files (CSV, ZIP of CSVs, or folders of them) into the warehouse.
 
@@ -91,9 +96,12 @@ def ingest(
     loaded before the failure stay loaded (each commits on its own)."""
     progress = progress or Progress()
     started = time.perf_counter()
-    con = db.connect(warehouse, threads=threads)
+    con = db.connect(warehouse, threads=threads, wait=lock_wait)
     run = runs.start(con, command, parameters or {"paths": [str(p) for p in paths]})
-    staging = Path(warehouse).parent / "staging" / run.run_id
+    db.claim(warehouse, run.run_id, command)
+    staging_root = Path(warehouse).parent / "staging"
+    shutil.rmtree(staging_root, ignore_errors=True)  # left by a run that was killed: we hold the warehouse now
+    staging = staging_root / run.run_id
     results: list[FileResult] = []
     stages = Stages()
     try:
@@ -107,6 +115,11 @@ def ingest(
                 counts = load.load_file(con, run.run_id, staged, time.perf_counter() - t0)
             run.counts += counts
             results.append(FileResult(f.name, layout.name, counts, time.perf_counter() - t0, list(layout.extra)))
+        with stages.timing("invariants"):
+            checked = invariants.check(con, run.counts)
+        invariants.record(con, [run.run_id], checked)
+        if bad := invariants.broken(checked):
+            raise InvariantError(f"run {run.run_id} broke invariant(s) {', '.join(bad)}; see `awardwatch runs`")
         runs.finish(con, run, "succeeded")
         return RunResult(run.run_id, "succeeded", run.counts, results, time.perf_counter() - started, stages=stages)
     except AwardwatchError as exc:
@@ -265,10 +278,21 @@ def _first_line(exc: Exception) -> str:
     return (useful or lines or [type(exc).__name__])[0]
 
 
-def publish(warehouse: Path, snapshot_url: str, *, keep: int | None = 30, threads: int | None = None) -> snapshots.PublishResult:
-    """Publishes the warehouse as a Parquet snapshot (unless unchanged), then applies retention."""
-    con = db.connect(warehouse, threads=threads)
+def publish(warehouse: Path, snapshot_url: str, *, keep: int | None = 30, threads: int | None = None,
+            lock_wait: float = 60.0, run_ids: list[str] | None = None) -> snapshots.PublishResult:
+    """Publishes the warehouse as a Parquet snapshot (unless unchanged), then applies retention;
+    records the snapshot and its checksum invariant on the runs it reflects."""
+    con = db.connect(warehouse, threads=threads, wait=lock_wait)
     try:
-        return snapshots.publish(con, open_store(snapshot_url), workdir=Path(warehouse).parent / "staging", keep=keep)
+        try:
+            result = snapshots.publish(con, open_store(snapshot_url), workdir=Path(warehouse).parent / "staging", keep=keep)
+        except snapshots.ChecksumMismatch:
+            invariants.record(con, run_ids or [], {"snapshot_checksums": False})
+            raise
+        if result.published and run_ids:
+            invariants.record(con, run_ids, {"snapshot_checksums": True})
+            con.execute(f"UPDATE runs SET snapshot_id = ? WHERE run_id IN ({', '.join('?' * len(run_ids))})",
+                        [result.snapshot_id, *run_ids])
+        return result
     finally:
         con.close()

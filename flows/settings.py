@@ -21,6 +21,7 @@
 | AWARDWATCH_HTTP_BACKOFF | 2 | first retry wait in seconds, doubled each time, with jitter |
 | AWARDWATCH_BACKFILL_CONCURRENCY | 2 | chunks a backfill downloads at once |
 | AWARDWATCH_FPDS_CONCURRENCY | 4 | FPDS feed pages fetched at once |
+| AWARDWATCH_LOCK_WAIT | 60 | seconds to wait for another run that is writing the warehouse |
 | AWARDWATCH_TASK_RETRIES | 2 | Prefect retries of a whole extraction (a failed download job), 60 s then 300 s apart |
 """
 
@@ -53,6 +54,7 @@ class Settings:
     backfill_concurrency: int = 2
     task_retries: int = 2
     fpds_concurrency: int = 4
+    lock_wait: float = 60.0
 
     @property
     def snapshots(self) -> str:
@@ -93,6 +95,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         backfill_concurrency=int(env.get("AWARDWATCH_BACKFILL_CONCURRENCY") or 2),
         task_retries=int(env.get("AWARDWATCH_TASK_RETRIES") or 2),
         fpds_concurrency=int(env.get("AWARDWATCH_FPDS_CONCURRENCY") or 4),
+        lock_wait=float(env.get("AWARDWATCH_LOCK_WAIT") or 60),
     )
 
 

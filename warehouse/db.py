@@ -7,7 +7,10 @@ transaction). Readers use ``connect(read_only=True)`` or the snapshots.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -59,8 +62,12 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     return applied
 
 
-def connect(path: Path, *, read_only: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """Opens the warehouse file (creating it and its folder when writing)."""
+def connect(path: Path, *, read_only: bool = False, threads: int | None = None, wait: float = 0.0,
+            sleep=time.sleep) -> duckdb.DuckDBPyConnection:
+    """Opens the warehouse file (creating it and its folder when writing).
+
+    DuckDB allows one writing process per file. While another process holds it, this
+    waits up to ``wait`` seconds, then fails with one line naming the run that holds it."""
     path = Path(path)
     if read_only and not path.exists():
         raise WarehouseError(f"no warehouse at {path}; run `awardwatch ingest` or `awardwatch demo` first")
@@ -69,23 +76,43 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None) 
     config = {"preserve_insertion_order": "false"}
     if threads:
         config["threads"] = str(threads)
-    try:
-        con = duckdb.connect(str(path), read_only=read_only, config=config)
-    except duckdb.IOException as exc:
-        raise _busy_or_broken(path, exc) from None
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only, config=config)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise WarehouseError(f"cannot open warehouse {path}: {str(exc).splitlines()[0]}") from None
+            if time.monotonic() >= deadline:
+                raise WarehouseError(_busy(path, str(exc), read_only, wait)) from None
+            sleep(0.5)
     con.execute("SET enable_progress_bar = false")
     if not read_only:
         migrate(con)
     return con
 
 
-def _busy_or_broken(path: Path, exc: Exception) -> WarehouseError:
-    text = str(exc)
-    if "lock" in text.lower():
+def owner_file(path: Path) -> Path:
+    return Path(str(path) + ".owner.json")
+
+
+def claim(path: Path, run_id: str, command: str) -> None:
+    """Notes which run writes the warehouse, for the message another process gets."""
+    info = {"run_id": run_id, "command": command, "pid": os.getpid(), "since": _now().isoformat(timespec="seconds")}
+    owner_file(path).write_text(json.dumps(info))
+
+
+def _busy(path: Path, text: str, read_only: bool, wait: float) -> str:
+    try:
+        o = json.loads(owner_file(path).read_text())
+        holder = f"run {o['run_id']} ({o['command']}, process {o['pid']}, since {o['since']})"
+    except (OSError, ValueError, KeyError):
         pid = re.search(r"PID (\d+)", text)
-        holder = f" (process {pid.group(1)})" if pid else ""
-        return WarehouseError(f"warehouse {path} is being written by another run{holder}; wait for it or query a snapshot")
-    return WarehouseError(f"cannot open warehouse {path}: {text.splitlines()[0]}")
+        holder = f"process {pid.group(1)}" if pid else "another process"
+    waited = f" after waiting {wait:.0f} s" if wait else ""
+    advice = "query a snapshot instead: awardwatch query --snapshot latest" if read_only else "try again when it has finished"
+    return f"warehouse {path} is being written by {holder}{waited}; {advice}"
 
 
 def _now() -> datetime:

@@ -30,6 +30,10 @@ PREFIX = "snapshots"
 TABLES: dict[str, str | None] = {"transactions": "fiscal_year", "awards": None}
 
 
+class ChecksumMismatch(StoreError):
+    """A stored file differs from what was uploaded."""
+
+
 @dataclass
 class PublishResult:
     snapshot_id: str | None
@@ -131,13 +135,16 @@ def _upload(store: Store, local: Path, snapshot_id: str, manifest: dict, previou
                 uploaded.append(f"{base}/{f['path']}")
         store.put_bytes(f"{base}/manifest.json", json.dumps(manifest, indent=2).encode())
         uploaded.append(f"{base}/manifest.json")
+        if bad := verify(store, manifest):
+            raise ChecksumMismatch(f"stored files differ from the manifest: {', '.join(bad[:5])}")
     except Exception as exc:
         try:
             store.delete(uploaded)
         except Exception:
             pass  # a partial snapshot without a pointer is harmless; prune removes it
         still = previous["snapshot_id"] if previous else "nothing (no snapshot yet)"
-        raise StoreError(f"publish of snapshot {snapshot_id} failed, 'latest' still points to {still}: {exc}") from None
+        kind = ChecksumMismatch if isinstance(exc, ChecksumMismatch) else StoreError
+        raise kind(f"publish of snapshot {snapshot_id} failed, 'latest' still points to {still}: {exc}") from None
     pointer = {"snapshot_id": snapshot_id, "manifest": f"{base}/manifest.json", "created_at": manifest["created_at"]}
     store.put_bytes(POINTER, json.dumps(pointer, indent=2).encode())
 
@@ -180,14 +187,11 @@ def prune(store: Store, keep: int) -> list[str]:
 
 def verify(store: Store, manifest: dict) -> list[str]:
     """Files whose stored bytes do not match the manifest (empty when the snapshot is intact)."""
-    import hashlib
-
     base = f"{PREFIX}/{manifest['snapshot_id']}"
     bad = []
     for table in manifest["tables"].values():
         for f in table["files"]:
-            data = store.get_bytes(f"{base}/{f['path']}")
-            if data is None or len(data) != f["bytes"] or hashlib.sha256(data).hexdigest() != f["sha256"]:
+            if store.digest(f"{base}/{f['path']}") != (f["bytes"], f["sha256"]):
                 bad.append(f["path"])
     return bad
 

@@ -26,6 +26,7 @@ class Store(Protocol):
     def put_file(self, key: str, path: Path) -> None: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
     def get_bytes(self, key: str) -> bytes | None: ...
+    def digest(self, key: str) -> tuple[int, str] | None: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete(self, keys: list[str]) -> None: ...
     def reader_path(self, key: str) -> str: ...
@@ -75,6 +76,11 @@ class LocalStore:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def digest(self, key: str) -> tuple[int, str] | None:
+        """Size and SHA-256 of a stored file, streamed (None if absent)."""
+        path = self._path(key)
+        return (path.stat().st_size, sha256_of(path)) if path.exists() else None
 
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix)
@@ -151,6 +157,20 @@ class S3Store:
             return None
         except Exception as exc:
             raise self._fail("read of", key, exc) from None
+
+    def digest(self, key: str) -> tuple[int, str] | None:
+        """Size and SHA-256 of a stored object, streamed in 1 MiB chunks (None if absent)."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except self.client.exceptions.NoSuchKey:
+            return None
+        except Exception as exc:
+            raise self._fail("read of", key, exc) from None
+        digest, size = hashlib.sha256(), 0
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+        return size, digest.hexdigest()
 
     def list(self, prefix: str) -> list[str]:
         keys = []
