@@ -19,6 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
+from flows import failpoints
 from flows.sources.files import OVERFLOW, ROW, SourceFile, land, read_header, scan
 from schemas.errors import AwardwatchError, InputError
 from schemas.layouts import LINEAGE, Layout, current_columns, detect
@@ -107,12 +108,17 @@ def ingest(
     try:
         with stages.timing("land"):
             files = land(paths, staging / "landed")
+        failpoints.hit("landed")
         for i, f in enumerate(files):
+            if i:
+                failpoints.hit("between-files")
             t0 = time.perf_counter()
             progress.on_file(f.name, f.path.stat().st_size)
             staged, layout = stage_file(f, staging / f"{i:04d}", source, batch_rows, max_rejected_share, progress, stages)
+            failpoints.hit("staged")
             with stages.timing("load"):
-                counts = load.load_file(con, run.run_id, staged, time.perf_counter() - t0)
+                counts = load.load_file(con, run.run_id, staged, time.perf_counter() - t0,
+                                        before_commit=lambda: failpoints.hit("before-commit"))
             run.counts += counts
             results.append(FileResult(f.name, layout.name, counts, time.perf_counter() - t0, list(layout.extra)))
         with stages.timing("invariants"):
@@ -285,7 +291,8 @@ def publish(warehouse: Path, snapshot_url: str, *, keep: int | None = 30, thread
     con = db.connect(warehouse, threads=threads, wait=lock_wait)
     try:
         try:
-            result = snapshots.publish(con, open_store(snapshot_url), workdir=Path(warehouse).parent / "staging", keep=keep)
+            result = snapshots.publish(con, open_store(snapshot_url), workdir=Path(warehouse).parent / "staging", keep=keep,
+                                       on_step=failpoints.hit)
         except snapshots.ChecksumMismatch:
             invariants.record(con, run_ids or [], {"snapshot_checksums": False})
             raise

@@ -18,6 +18,7 @@ either wholly loaded or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def _files(paths: list[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
-def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, seconds: float) -> Counts:
+def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, seconds: float,
+              before_commit: Callable[[], None] = lambda: None) -> Counts:
     """Merges one staged file into the warehouse in one transaction; returns its counts."""
     counts = Counts(read=f.read)
     loaded_at = runs.now()
@@ -81,6 +83,7 @@ def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, second
              counts.duplicate, counts.quarantined, counts.deleted, f.extra_columns, seconds],
         )
         runs.add_counts(con, run_id, counts)
+        before_commit()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

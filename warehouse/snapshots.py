@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,10 @@ def current(store: Store) -> dict | None:
 
 
 def publish(con: duckdb.DuckDBPyConnection, store: Store, *, workdir: Path, keep: int | None = 30,
-            watermarks: dict | None = None) -> PublishResult:
-    """Exports the user-facing tables to a new snapshot unless nothing changed since the current one."""
+            watermarks: dict | None = None, on_step: Callable[[str], None] = lambda step: None) -> PublishResult:
+    """Exports the user-facing tables to a new snapshot unless nothing changed since the current one.
+    ``on_step`` is told "exported", "uploaded" and "before-pointer" as they pass."""
+    store.cleanup()
     previous = current(store)
     prints = fingerprint(con)
     if previous and previous.get("fingerprint") == prints:
@@ -87,7 +90,8 @@ def publish(con: duckdb.DuckDBPyConnection, store: Store, *, workdir: Path, keep
     local = workdir / f"snapshot-{snapshot_id}"
     try:
         manifest = _export(con, local, snapshot_id, prints, previous, watermarks or {})
-        _upload(store, local, snapshot_id, manifest, previous)
+        on_step("exported")
+        _upload(store, local, snapshot_id, manifest, previous, on_step)
     finally:
         shutil.rmtree(local, ignore_errors=True)
     pruned = prune(store, keep) if keep else []
@@ -125,7 +129,8 @@ def _export(con, local: Path, snapshot_id: str, prints: dict, previous: dict | N
     }
 
 
-def _upload(store: Store, local: Path, snapshot_id: str, manifest: dict, previous: dict | None) -> None:
+def _upload(store: Store, local: Path, snapshot_id: str, manifest: dict, previous: dict | None,
+            on_step: Callable[[str], None]) -> None:
     base = f"{PREFIX}/{snapshot_id}"
     uploaded: list[str] = []
     try:
@@ -133,6 +138,7 @@ def _upload(store: Store, local: Path, snapshot_id: str, manifest: dict, previou
             for f in table["files"]:
                 store.put_file(f"{base}/{f['path']}", local / f["path"])
                 uploaded.append(f"{base}/{f['path']}")
+        on_step("uploaded")
         store.put_bytes(f"{base}/manifest.json", json.dumps(manifest, indent=2).encode())
         uploaded.append(f"{base}/manifest.json")
         if bad := verify(store, manifest):
@@ -140,11 +146,13 @@ def _upload(store: Store, local: Path, snapshot_id: str, manifest: dict, previou
     except Exception as exc:
         try:
             store.delete(uploaded)
+            store.cleanup()
         except Exception:
-            pass  # a partial snapshot without a pointer is harmless; prune removes it
+            pass  # the store is unreachable: a partial snapshot without a pointer is harmless, the next publish cleans up
         still = previous["snapshot_id"] if previous else "nothing (no snapshot yet)"
         kind = ChecksumMismatch if isinstance(exc, ChecksumMismatch) else StoreError
         raise kind(f"publish of snapshot {snapshot_id} failed, 'latest' still points to {still}: {exc}") from None
+    on_step("before-pointer")
     pointer = {"snapshot_id": snapshot_id, "manifest": f"{base}/manifest.json", "created_at": manifest["created_at"]}
     store.put_bytes(POINTER, json.dumps(pointer, indent=2).encode())
 

@@ -31,6 +31,7 @@ class Store(Protocol):
     def delete(self, keys: list[str]) -> None: ...
     def reader_path(self, key: str) -> str: ...
     def duckdb_setup(self) -> list[str]: ...
+    def cleanup(self) -> None: ...
 
 
 def sha256_of(path: Path) -> str:
@@ -99,6 +100,12 @@ class LocalStore:
 
     def reader_path(self, key: str) -> str:
         return str(self._path(key).resolve())
+
+    def cleanup(self) -> None:
+        """Removes half-written files (``*.partial``) a killed publish left."""
+        if self.root.exists():
+            for stray in self.root.rglob("*.partial"):
+                stray.unlink(missing_ok=True)
 
     def duckdb_setup(self) -> list[str]:
         return []
@@ -192,8 +199,19 @@ class S3Store:
 
     def open_multipart_uploads(self) -> list[str]:
         """Keys of multipart uploads started and never completed or aborted (should be none)."""
-        uploads = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix).get("Uploads", [])
-        return [u["Key"] for u in uploads]
+        return [u["Key"] for u in self._uploads()]
+
+    def _uploads(self) -> list[dict]:
+        return self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix).get("Uploads", [])
+
+    def cleanup(self) -> None:
+        """Aborts multipart uploads left under the prefix (by a publish that was killed or lost the
+        server): the pipeline is the only writer, so none of them can still be in progress."""
+        try:
+            for upload in self._uploads():
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        except Exception as exc:
+            raise self._fail("clean-up of multipart uploads under", "", exc) from None
 
     def reader_path(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

@@ -21,7 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from flows.sources.fpds_xml import FeedPage, announced_total, build_query, page_url, parse_deleted_page, parse_page
-from flows.sources.http import Http
+from flows.sources.http import Http, shown
 from flows.sources.usaspending import AGENCIES, Agency
 from schemas.errors import InputError
 from schemas.layouts import current_columns
@@ -122,7 +122,7 @@ def to_csv(pages: list[Page], announced: int, out: Path, *, window: str) -> Path
             for entry in feed_page.entries:
                 writer.writerow(_row(entry, page))
             for position, reason, raw in feed_page.problems:
-                writer.writerow({"lineage_file": page.url, "lineage_row": position, "source_problem": f"FPDS entry: {reason}",
+                writer.writerow({"lineage_file": shown(page.url), "lineage_row": position, "source_problem": f"FPDS entry: {reason}",
                                  "source_raw": raw})
     return out
 
@@ -134,7 +134,7 @@ def _row(entry: dict, page: Page) -> dict:
         TOPTIER_OF_DEPARTMENT.get(row.get("fpds_department_id") or "")
     row["agency_id"] = row.get("fpds_agency_id")
     row["correction_delete_ind"] = "D" if page.feed == "DELETED" else ""
-    row["lineage_file"] = page.url
+    row["lineage_file"] = shown(page.url)
     row["lineage_row"] = row.get("fpds_entry")
     return row
 

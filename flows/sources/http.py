@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -22,12 +23,24 @@ from schemas.errors import AwardwatchError
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
+class _TooSlow(Exception):
+    """An answer that kept coming past the deadline (retried like a timeout)."""
+
+
 class HttpError(AwardwatchError):
     """A request that failed for good (after retries, or at once for a 4xx)."""
 
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+def shown(url: str) -> str:
+    """A URL as it may appear in messages: user and password removed."""
+    parts = urlsplit(str(url))
+    if parts.username or parts.password:
+        parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+    return urlunsplit(parts)
 
 
 def user_agent() -> str:
@@ -47,6 +60,8 @@ class Http:
     attempts: int = 5
     backoff: float = 1.0  # first wait, doubled each retry, with jitter
     max_wait: float = 120.0
+    deadline: float = 300.0  # seconds for a whole (non-download) response, however slowly it trickles
+    max_response: int = 64 << 20
     sleep: Callable[[float], None] = time.sleep
     client: httpx.Client = field(default=None)  # type: ignore[assignment]
 
@@ -75,19 +90,35 @@ class Http:
         for attempt in range(1, self.attempts + 1):
             response = None
             try:
-                response = self.client.request(method, url, **kwargs)
+                response = self._bounded(method, url, **kwargs)
             except (httpx.TransportError, httpx.TimeoutException) as exc:
                 problem = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            except _TooSlow as exc:
+                problem = str(exc)
             else:
                 if response.status_code < 400:
                     return response
                 status = response.status_code
                 problem = f"HTTP {status}{_detail(response)}"
                 if status not in RETRY_STATUS:
-                    raise HttpError(f"{method} {url} failed: {problem}", status)
+                    raise HttpError(f"{method} {shown(url)} failed: {problem}", status)
             if attempt < self.attempts:
                 self.sleep(self._wait(attempt, response))
-        raise HttpError(f"{method} {url} failed after {self.attempts} attempts ({problem}); retry later", status)
+        raise HttpError(f"{method} {shown(url)} failed after {self.attempts} attempts ({problem}); retry later", status)
+
+    def _bounded(self, method: str, url: str, **kwargs) -> httpx.Response:
+        """One request whose whole answer must arrive within ``deadline`` and ``max_response`` bytes."""
+        started = time.monotonic()
+        with self.client.stream(method, url, **kwargs) as streamed:
+            body = bytearray()
+            for chunk in streamed.iter_bytes():
+                body += chunk
+                if len(body) > self.max_response:
+                    raise HttpError(f"{method} {shown(url)}: answer exceeds {self.max_response:,} bytes; refusing")
+                if time.monotonic() - started > self.deadline:
+                    raise _TooSlow(f"answer did not finish within {self.deadline:.0f} s")
+        headers = {k: v for k, v in streamed.headers.items() if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")}
+        return httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=streamed.request)
 
     def json(self, method: str, path: str, **kwargs) -> dict:
         response = self.request(method, path, **kwargs)
@@ -96,7 +127,7 @@ class Http:
             return response.json()
         except ValueError:
             got = "HTML" if "html" in kind or response.text.lstrip()[:1] == "<" else (kind or "non-JSON")
-            raise HttpError(f"{method} {response.url} answered {got} instead of JSON", response.status_code) from None
+            raise HttpError(f"{method} {shown(response.url)} answered {got} instead of JSON", response.status_code) from None
 
     def download(self, path: str, to: Path, *, max_bytes: int = 64 << 30, deadline: float = 6 * 3600) -> Path:
         """Streams a file to disk (to a .partial name, renamed when complete), retrying from scratch."""
@@ -112,16 +143,16 @@ class Http:
                     if response.status_code >= 400:
                         problem = f"HTTP {response.status_code}"
                         if response.status_code not in RETRY_STATUS:
-                            raise HttpError(f"GET {url} failed: {problem}", response.status_code)
+                            raise HttpError(f"GET {shown(url)} failed: {problem}", response.status_code)
                     else:
                         written = 0
                         with open(partial, "wb") as f:
                             for chunk in response.iter_bytes(1 << 20):
                                 written += len(chunk)
                                 if written > max_bytes:
-                                    raise HttpError(f"GET {url}: download exceeds {max_bytes:,} bytes; refusing")
+                                    raise HttpError(f"GET {shown(url)}: download exceeds {max_bytes:,} bytes; refusing")
                                 if time.monotonic() - started > deadline:
-                                    raise HttpError(f"GET {url}: download did not finish within {deadline:.0f} s")
+                                    raise HttpError(f"GET {shown(url)}: download did not finish within {deadline:.0f} s")
                                 f.write(chunk)
                         expected = response.headers.get("content-length")
                         if expected is not None and int(expected) != written:
@@ -134,7 +165,7 @@ class Http:
             if attempt < self.attempts:
                 self.sleep(self._wait(attempt, response))
         partial.unlink(missing_ok=True)
-        raise HttpError(f"GET {url} failed after {self.attempts} attempts ({problem}); retry later")
+        raise HttpError(f"GET {shown(url)} failed after {self.attempts} attempts ({problem}); retry later")
 
     def close(self) -> None:
         self.client.close()

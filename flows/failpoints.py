@@ -1,0 +1,28 @@
+"""Named points of a run where tests stop the process, to prove crash safety.
+
+With ``AWARDWATCH_KILL_AT=<point>`` the process kills itself with SIGKILL when it
+reaches that point; with ``AWARDWATCH_PAUSE_AT=<point>`` it says so on stderr and
+sleeps (``AWARDWATCH_PAUSE_SECONDS``, default 30) so another process can contend.
+Unset (always, outside tests), a point costs one dictionary lookup.
+
+Points: landed, staged, before-commit, between-files (ingest); exported, uploaded,
+before-pointer (publish).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+POINTS = ("landed", "staged", "before-commit", "between-files", "exported", "uploaded", "before-pointer")
+
+
+def hit(point: str) -> None:
+    if os.environ.get("AWARDWATCH_KILL_AT") == point:
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("AWARDWATCH_PAUSE_AT") == point:
+        print(f"paused at {point}", file=sys.stderr, flush=True)
+        time.sleep(float(os.environ.get("AWARDWATCH_PAUSE_SECONDS") or 30))
