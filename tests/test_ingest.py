@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -84,6 +85,18 @@ def test_run_counts_reconcile_and_are_recorded(tmp_path, warehouse, sql):
         ("succeeded", 4, 2, 0, 0, 1, 1, True)
     ]
     assert sql("SELECT rows_read, rows_inserted, rows_duplicate, rows_quarantined FROM run_files") == [(4, 2, 1, 1)]
+    (checked,), = sql("SELECT invariants FROM runs")
+    assert json.loads(checked) == {"counts_reconcile": True, "unique_transaction_keys": True, "award_sums_match": True}
+
+
+def test_a_broken_invariant_fails_the_run(tmp_path, warehouse, sql, monkeypatch):
+    from flows import pipeline
+    from warehouse import invariants
+
+    monkeypatch.setattr(invariants, "AWARD_MISMATCHES", "SELECT 1")
+    with pytest.raises(pipeline.InvariantError, match="broke invariant\\(s\\) award_sums_match"):
+        load([write_csv(tmp_path / "a.csv", [row()])], warehouse)
+    assert sql("SELECT status FROM runs") == [("failed",)]
 
 
 def test_second_ingest_of_the_same_file_changes_nothing(tmp_path, warehouse, sql):
