@@ -40,7 +40,7 @@ Warehouse = Annotated[
     Optional[Path],
     typer.Option("--warehouse", "-w", help="DuckDB file. \\[env AWARDWATCH_WAREHOUSE, default $AWARDWATCH_HOME/awardwatch.duckdb]", show_default=False),
 ]
-BatchRows = Annotated[Optional[int], typer.Option(help="Rows per validation batch. \\[env AWARDWATCH_BATCH_ROWS, default 50000]", show_default=False)]
+BatchRows = Annotated[Optional[int], typer.Option(help="Rows per validation batch. \\[env AWARDWATCH_BATCH_ROWS, default 25000]", show_default=False)]
 MaxRejected = Annotated[
     Optional[float],
     typer.Option(help="Share of a file's rows (0-1) that may be quarantined before the run fails. \\[env AWARDWATCH_MAX_REJECTED, default 0.05]", show_default=False),

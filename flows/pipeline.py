@@ -84,7 +84,7 @@ def ingest(
     source: str = "file",
     command: str = "ingest",
     parameters: dict | None = None,
-    batch_rows: int = 50_000,
+    batch_rows: int = 25_000,
     max_rejected_share: float = 0.05,
     threads: int | None = None,
     progress: Progress | None = None,

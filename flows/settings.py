@@ -6,7 +6,7 @@
 | AWARDWATCH_WAREHOUSE | $AWARDWATCH_HOME/awardwatch.duckdb | the DuckDB file |
 | AWARDWATCH_SNAPSHOT_URL | snapshots/ beside the warehouse | folder or s3://bucket/prefix for Parquet snapshots |
 | AWARDWATCH_KEEP_SNAPSHOTS | 30 | snapshots kept after each publish (the current one always is) |
-| AWARDWATCH_BATCH_ROWS | 50000 | rows per validation batch |
+| AWARDWATCH_BATCH_ROWS | 25000 | rows per batch (memory grows with it, not with the file) |
 | AWARDWATCH_MAX_REJECTED | 0.05 | share of a file's rows that may be quarantined before the run fails |
 | AWARDWATCH_THREADS | (all cores) | DuckDB and polars threads |
 | AWARDWATCH_USASPENDING_URL | https://api.usaspending.gov | USAspending API base URL |
@@ -38,7 +38,7 @@ class Settings:
     warehouse: Path
     snapshot_url: str | None = None
     keep_snapshots: int = 30
-    batch_rows: int = 50_000
+    batch_rows: int = 25_000
     max_rejected_share: float = 0.05
     threads: int | None = None
     usaspending_url: str = "https://api.usaspending.gov"
@@ -79,7 +79,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         warehouse=Path(env.get("AWARDWATCH_WAREHOUSE") or home / "awardwatch.duckdb"),
         snapshot_url=env.get("AWARDWATCH_SNAPSHOT_URL") or None,
         keep_snapshots=int(env.get("AWARDWATCH_KEEP_SNAPSHOTS") or 30),
-        batch_rows=int(env.get("AWARDWATCH_BATCH_ROWS") or 50_000),
+        batch_rows=int(env.get("AWARDWATCH_BATCH_ROWS") or 25_000),
         max_rejected_share=float(env.get("AWARDWATCH_MAX_REJECTED") or 0.05),
         threads=int(threads) if threads else None,
         usaspending_url=env.get("AWARDWATCH_USASPENDING_URL") or Settings.usaspending_url,

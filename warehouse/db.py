@@ -63,7 +63,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 
 def connect(path: Path, *, read_only: bool = False, threads: int | None = None, wait: float = 0.0,
-            sleep=time.sleep) -> duckdb.DuckDBPyConnection:
+            memory_limit: str = "1GB", sleep=time.sleep) -> duckdb.DuckDBPyConnection:
     """Opens the warehouse file (creating it and its folder when writing).
 
     DuckDB allows one writing process per file. While another process holds it, this
@@ -73,7 +73,8 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None, 
         raise WarehouseError(f"no warehouse at {path}; run `awardwatch ingest` or `awardwatch demo` first")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    config = {"preserve_insertion_order": "false"}
+    config = {"preserve_insertion_order": "false", "memory_limit": memory_limit,
+              "temp_directory": str(path.parent / "staging" / "duckdb-spill")}
     if threads:
         config["threads"] = str(threads)
     deadline = time.monotonic() + wait
