@@ -87,17 +87,12 @@ def backfill(start: date, end: date, agencies: list[str] | None = None, source: 
     names = [a.abbreviation for a in chosen]
     done, results = [], []
     retrying = {"retries": s.task_retries}
-    if source == "usaspending":
-        scope = usaspending.scope(chosen)
+    monthly = {"usaspending": (usaspending.scope, extract), "fpds": (jobs.fpds_scope, extract_fpds)}  # fpds: by LAST_MOD_DATE
+    if source in monthly:
+        scope_of, extract_month = monthly[source]
+        scope = scope_of(chosen)
         chunks = [jobs.Window(a, b) for a, b in usaspending.months(start, end)]
-        run, got, _ = chunked(s, source, scope, chunks, lambda w, into: extract.with_options(**retrying).submit(s, names, w, into),
-                              feeds.backfill_id(source, scope, start, end, "month"))
-        done.append(run)
-        results += got
-    elif source == "fpds":  # by LAST_MOD_DATE; leaves the nightly watermark alone
-        scope = jobs.fpds_scope(chosen)
-        chunks = [jobs.Window(a, b) for a, b in usaspending.months(start, end)]
-        run, got, _ = chunked(s, source, scope, chunks, lambda w, into: extract_fpds.with_options(**retrying).submit(s, names, w, into),
+        run, got, _ = chunked(s, source, scope, chunks, lambda w, into: extract_month.with_options(**retrying).submit(s, names, w, into),
                               feeds.backfill_id(source, scope, start, end, "month"))
         done.append(run)
         results += got

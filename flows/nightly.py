@@ -27,16 +27,22 @@ def publish(s: config.Settings, run_ids: list[str]):
     return jobs.publish(s, run_ids)
 
 
-def run_usaspending(s: config.Settings, agencies: list[str] | None) -> jobs.SourceRun:
-    scope = usaspending.scope(usaspending.agencies(agencies))
+def since_watermark(s: config.Settings, source: str, scope: str, extract_window, agencies: list[str] | None) -> list[jobs.SourceRun]:
+    """Windows from the watermark (minus the look-back) to today: land each, load them in one run,
+    then move the watermark and remove the landed files."""
     today = jobs.today()
-    windows = jobs.nightly_windows(s, "usaspending", scope, today)
-    into = jobs.landing(s, "usaspending", today.isoformat())
-    paths = [extract.with_options(retries=s.task_retries)(s, agencies, w, into) for w in windows]
-    result = load(s, paths, "usaspending", {"source": "usaspending", "scope": scope, "windows": [str(w) for w in windows]})
-    mark = jobs.advance_watermark(s, "usaspending", scope, windows[-1].end, result.run_id)
+    windows = jobs.nightly_windows(s, source, scope, today)
+    into = jobs.landing(s, source, today.isoformat())
+    paths = [extract_window.with_options(retries=s.task_retries)(s, agencies, w, into) for w in windows]
+    result = load(s, paths, source, {"source": source, "scope": scope, "windows": [str(w) for w in windows]})
+    mark = jobs.advance_watermark(s, source, scope, windows[-1].end, result.run_id)
     jobs.remove_landed(into)
-    return jobs.SourceRun("usaspending", scope, [str(w) for w in windows], result, mark)
+    return [jobs.SourceRun(source, scope, [str(w) for w in windows], result, mark)]
+
+
+def run_usaspending(s: config.Settings, agencies: list[str] | None) -> list[jobs.SourceRun]:
+    """USAspending bulk downloads of the actions modified since the watermark."""
+    return since_watermark(s, "usaspending", usaspending.scope(usaspending.agencies(agencies)), extract, agencies)
 
 
 @task(name="extract-archive-deltas", retries=2, retry_delay_seconds=[60, 300])
@@ -70,19 +76,11 @@ def extract_fpds(s: config.Settings, agencies: list[str] | None, window: jobs.Wi
 
 
 def run_fpds(s: config.Settings, agencies: list[str] | None) -> list[jobs.SourceRun]:
-    """FPDS ATOM feed: actions and deletions modified since the watermark (minus the look-back)."""
-    scope = jobs.fpds_scope(usaspending.agencies(agencies))
-    today = jobs.today()
-    windows = jobs.nightly_windows(s, "fpds", scope, today)
-    into = jobs.landing(s, "fpds", today.isoformat())
-    paths = [extract_fpds.with_options(retries=s.task_retries)(s, agencies, w, into) for w in windows]
-    result = load(s, paths, "fpds", {"source": "fpds", "scope": scope, "windows": [str(w) for w in windows]})
-    mark = jobs.advance_watermark(s, "fpds", scope, windows[-1].end, result.run_id)
-    jobs.remove_landed(into)
-    return [jobs.SourceRun("fpds", scope, [str(w) for w in windows], result, mark)]
+    """FPDS ATOM feed: actions and deletions modified since the watermark."""
+    return since_watermark(s, "fpds", jobs.fpds_scope(usaspending.agencies(agencies)), extract_fpds, agencies)
 
 
-SOURCES = {"usaspending": lambda s, a: [run_usaspending(s, a)], "archive": run_archive, "fpds": run_fpds}
+SOURCES = {"usaspending": run_usaspending, "archive": run_archive, "fpds": run_fpds}
 
 
 @flow(name="nightly")

@@ -13,17 +13,9 @@ def warehouse(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sql(warehouse: Path):
-    """Runs a query on the warehouse (read-only) and returns all rows."""
-
-    def run(query: str, *params):
-        con = duckdb.connect(str(warehouse), read_only=True)
-        try:
-            return con.execute(query, list(params)).fetchall()
-        finally:
-            con.close()
-
-    return run
+def sql(warehouse: Path, sql_at):
+    """Runs a query on the test's warehouse (read-only) and returns all rows."""
+    return lambda query, *params: sql_at(warehouse, query, *params)
 
 
 @pytest.fixture(scope="session")
