@@ -25,7 +25,7 @@ from schemas.errors import AwardwatchError, InputError
 from schemas.layouts import LINEAGE, Layout, current_columns, detect
 from schemas.transaction import canonical_schema
 from schemas.validate import REASONS, structure_reasons, value_reasons
-from transforms.transactions import canonical, derive_keys, normalise_text, to_current_layout
+from transforms.transactions import canonical, derive_keys, needs_trim, normalise_text, to_current_layout
 from warehouse import db, invariants, load, runs, snapshots
 from warehouse.store import open_store
 from warehouse.runs import Counts
@@ -164,11 +164,11 @@ def stage_file(
                 path = out / f"deletions_{i:05d}.parquet"
                 deletions.write_parquet(path)
                 staged.deletions.append(path)
-        good, bad = split_batch(raw, layout, f.name, stages)
+        good, bad = split_batch(raw, layout, f.name, stages, check_types=i == 0)
         if good.height:
             path = out / f"rows_{i:05d}.parquet"
             with stages.timing("stage"):
-                good.write_parquet(path, compression="lz4", statistics=False)
+                good.write_parquet(path, compression="uncompressed", statistics=False)
             staged.staged.append(path)
         if bad.height:
             path = out / f"quarantine_{i:05d}.parquet"
@@ -199,12 +199,16 @@ def check_layout(f: SourceFile, header: list[str]) -> Layout:
     return layout
 
 
-def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str, stages: Stages | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One batch of text rows -> (canonical valid rows, quarantine rows with reasons)."""
+def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str, stages: Stages | None = None,
+                check_types: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One batch of text rows -> (canonical valid rows, quarantine rows with reasons).
+    ``check_types``: validate the canonical schema (once per file: every batch gets the same types)."""
     stages = Stages() if stages is None else stages
     lineage = LINEAGE if layout.has_lineage else ()
     with stages.timing("transform"):
-        text = raw.lazy().pipe(to_current_layout, layout, keep=(ROW, OVERFLOW, *lineage)).pipe(normalise_text).collect()
+        current = raw.lazy().pipe(to_current_layout, layout, keep=(ROW, OVERFLOW, *lineage)).collect()
+        flags = current.select(needs_trim()).row(0, named=True)
+        text = current.lazy().pipe(normalise_text, [c for c, flagged in flags.items() if flagged]).collect()
     with stages.timing("validate"):
         last = "last_modified_date" if layout.columns[-1] == "last_modified_date" else None
         structure = structure_reasons(text, overflow=OVERFLOW, header_width=len(layout.columns), last_column=last,
@@ -213,8 +217,8 @@ def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str, stages: Sta
         reasons = pl.DataFrame([structure.alias("s"), values.alias("v")]).select(pl.concat_list("s", "v")).to_series()
         bad = reasons.list.len() > 0
     with stages.timing("transform"):
-        good = canonical_schema().validate(text.filter(~bad).lazy().drop(OVERFLOW, "source_problem", "source_raw", strict=False)
-                                           .pipe(canonical).pipe(_with_lineage)).collect()
+        typed = text.filter(~bad).lazy().drop(OVERFLOW, "source_problem", "source_raw", strict=False).pipe(canonical).pipe(_with_lineage)
+        good = (canonical_schema().validate(typed) if check_types else typed).collect()
     with stages.timing("validate"):
         quarantined = _quarantine_rows(raw.filter(bad), text.filter(bad), reasons.filter(bad), source_file)
     return good, quarantined

@@ -55,12 +55,19 @@ def to_current_layout(lf: pl.LazyFrame, layout: Layout, keep: tuple[str, ...] = 
     return lf.with_columns(missing).select([*current_columns(), *keep])
 
 
-def normalise_text(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Trims every text value, turns blanks into null and upper-cases identifiers."""
-    cols = list(current_columns())
-    trimmed = [pl.col(c).str.strip_chars() for c in cols]
-    lf = lf.with_columns(trimmed).with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in cols)
+def normalise_text(lf: pl.LazyFrame, trim: list[str] | None = None) -> pl.LazyFrame:
+    """Trims text values, turns blanks into null and upper-cases identifiers. ``trim`` limits the
+    trimming to the columns that need it (see ``needs_trim``); by default every column is trimmed."""
+    cols = list(current_columns()) if trim is None else trim
+    lf = lf.with_columns(pl.col(c).str.strip_chars() for c in cols)
+    lf = lf.with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in cols)
     return lf.with_columns(pl.col(c).str.to_uppercase() for c in UPPER)
+
+
+def needs_trim() -> list[pl.Expr]:
+    """One boolean per canonical column: does any value start or end with white space?
+    (Trimming copies every value; most columns of a real file need none.)"""
+    return [pl.col(c).str.contains(r"^\s|\s$").any().alias(c) for c in current_columns()]
 
 
 def _is_idv() -> pl.Expr:
