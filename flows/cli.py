@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flows import pipeline, settings as config
+from flows.cli_reports import changes_command, report_app
 from flows.output import render
 from schemas.errors import AwardwatchError
 
@@ -53,6 +54,8 @@ SnapshotUrl = Annotated[
 Publish = Annotated[bool, typer.Option("--publish/--no-publish", help="Publish a Parquet snapshot after a successful run.")]
 snapshots_app = typer.Typer(help="List and prune published snapshots.", no_args_is_help=True)
 app.add_typer(snapshots_app, name="snapshots")
+app.add_typer(report_app, name="report")
+app.command(name="changes")(changes_command)
 
 
 @contextmanager
@@ -89,6 +92,10 @@ def print_run(result: pipeline.RunResult) -> None:
     check = "reconciled" if c.reconciled else "DOES NOT RECONCILE"
     out.print(f"read {c.read:,} = inserted {c.inserted:,} + updated {c.updated:,} + unchanged {c.unchanged:,} "
               f"+ duplicates {c.duplicate:,} + quarantined {c.quarantined:,}: {check}")
+    if result.resolution:
+        from warehouse.companies import format_shares
+
+        out.print(f"parent companies resolved by: {format_shares(result.resolution)}", highlight=False)
     if c.quarantined:
         out.print(f"quarantined rows and their reasons: awardwatch query \"SELECT source_file, source_row, reasons FROM quarantine WHERE last_run_id = '{result.run_id}'\"")
     for f in result.files:

@@ -223,4 +223,7 @@ def changes_command(
     out.print(f"{changes.old_snapshot} -> {changes.new_snapshot}, watching {changes.watchlist.describe()}: {counts}", highlight=False)
     from flows.reports import Table
 
-    _show(Table(changes.columns, changes.rows), "changes", drop=("transaction_key",), description=50)
+    if changes.rows:
+        _show(Table(changes.columns, changes.rows), "changes", drop=("transaction_key",), description=50)
+    else:
+        out.print("no changes touching the watchlist", highlight=False)

@@ -7,9 +7,10 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows import jobs, settings as config
+from flows import jobs, reports, settings as config
 from flows.output import job_markdown
 from flows.sources import usaspending
+from warehouse.store import open_store
 
 
 @task(name="extract-usaspending", retries=2, retry_delay_seconds=[60, 300])
@@ -95,4 +96,8 @@ def nightly(sources: list[str] | None = None, agencies: list[str] | None = None,
     done = [run for name in chosen for run in SOURCES[name](s, list(agencies or s.agencies))]
     snapshot = publish(s, [d.result.run_id for d in done if d.result])
     create_markdown_artifact(job_markdown("nightly", done, snapshot), key="nightly-summary", description="awardwatch nightly run")
+    if snapshot.published:  # what changed overnight for the watchlist: beside the snapshot and as an artifact
+        found = reports.publish_changes(open_store(s.snapshots), snapshot.snapshot_id, s.watchlist)
+        if found:
+            create_markdown_artifact(found[1], key="nightly-changes", description="awardwatch: changes since the previous snapshot")
     return jobs.summary(done, snapshot)

@@ -26,7 +26,7 @@ from schemas.layouts import LINEAGE, Layout, current_columns, detect
 from schemas.transaction import canonical_schema
 from schemas.validate import REASONS, structure_reasons, value_reasons
 from transforms.transactions import canonical, derive_keys, needs_trim, normalise_text, to_current_layout
-from warehouse import db, invariants, load, runs, snapshots
+from warehouse import companies, db, invariants, load, runs, snapshots
 from warehouse.store import open_store
 from warehouse.runs import Counts
 
@@ -75,6 +75,7 @@ class RunResult:
     seconds: float
     message: str | None = None
     stages: Stages = field(default_factory=Stages)
+    resolution: dict[str, float] = field(default_factory=dict)  # share of transactions per parent-company method
 
 
 def ingest(
@@ -121,13 +122,16 @@ def ingest(
                                         before_commit=lambda: failpoints.hit("before-commit"))
             run.counts += counts
             results.append(FileResult(f.name, layout.name, counts, time.perf_counter() - t0, list(layout.extra)))
+        with stages.timing("companies"):
+            resolution = _refresh_companies(con)
         with stages.timing("invariants"):
             checked = invariants.check(con, run.counts)
         invariants.record(con, [run.run_id], checked)
         if bad := invariants.broken(checked):
             raise InvariantError(f"run {run.run_id} broke invariant(s) {', '.join(bad)}; see `awardwatch runs`")
         runs.finish(con, run, "succeeded")
-        return RunResult(run.run_id, "succeeded", run.counts, results, time.perf_counter() - started, stages=stages)
+        return RunResult(run.run_id, "succeeded", run.counts, results, time.perf_counter() - started, stages=stages,
+                         resolution=resolution)
     except AwardwatchError as exc:
         runs.finish(con, run, "failed", str(exc))
         raise
@@ -137,6 +141,18 @@ def ingest(
     finally:
         con.close()
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _refresh_companies(con) -> dict[str, float]:
+    """Company resolution left to do (a new alias file, rows never resolved) and the marts, in one transaction."""
+    con.execute("BEGIN")
+    try:
+        shares = companies.refresh(con)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return shares
 
 
 def stage_file(

@@ -323,12 +323,12 @@ def agency_report(con: duckdb.DuckDBPyConnection, agency: str | AgencyRef, *, fi
         final AS (
             SELECT row_number() OVER (ORDER BY c.obligated DESC, c.parent_company) AS rank,
                    c.parent_company, c.obligated,
-                   CASE WHEN $total <> 0 THEN round(c.obligated / $total * 100, 1) END AS share_pct,
+                   CASE WHEN $total <> 0 THEN round(c.obligated * 100 / $total, 1)::DECIMAL(18,1) END AS share_pct,
                    a.awards, coalesce(c.technology_obligated, 0) AS technology_obligated,
                    p.previous_obligated,
                    c.obligated - coalesce(p.previous_obligated, 0) AS change,
                    CASE WHEN p.previous_obligated > 0
-                        THEN round((c.obligated - p.previous_obligated) / p.previous_obligated * 100, 1) END AS change_pct
+                        THEN round((c.obligated - p.previous_obligated) * 100 / p.previous_obligated, 1)::DECIMAL(18,1) END AS change_pct
             FROM cur c LEFT JOIN awards a USING (parent_company) LEFT JOIN prev p USING (parent_company)
         )
         SELECT * FROM final WHERE rank <= $top ORDER BY rank""",
@@ -484,6 +484,14 @@ def _change_select(con: duckdb.DuckDBPyConnection, table: str) -> str:
             f"{table}.contract_transaction_unique_key")
 
 
+def _copy(source: duckdb.DuckDBPyConnection, sql: str, target: duckdb.DuckDBPyConnection, table: str) -> None:
+    """A query's result on one connection as a temp table on another (through Arrow, in memory)."""
+    data = source.execute(sql).to_arrow_table()
+    target.register(f"{table}_arrow", data)
+    target.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
+    target.unregister(f"{table}_arrow")
+
+
 def snapshot_changes(store, old: str | None = None, new: str = "latest", watchlist: Watchlist | None = None) -> Changes:
     """What changed in ``transactions`` from snapshot ``old`` (default: the one before ``new``) to
     ``new``: new rows (a new award key: ``new award``; a negative obligation: ``deobligation``;
@@ -500,9 +508,8 @@ def snapshot_changes(store, old: str | None = None, new: str = "latest", watchli
         try:
             for con in (con_new, con_old):
                 companies.install_macros(con)
-            old_keys = con_old.execute(
-                "SELECT contract_transaction_unique_key AS k, contract_award_unique_key AS award_key, row_hash FROM transactions").arrow()
-            con_new.register("old_keys", old_keys)
+            _copy(con_old, "SELECT contract_transaction_unique_key AS k, contract_award_unique_key AS award_key, row_hash "
+                           "FROM transactions", con_new, "old_keys")
             watch, params = _watch_sql(con_new, watchlist, "t")
             added = con_new.execute(f"""
                 SELECT CASE WHEN t.federal_action_obligation < 0 THEN 'deobligation'
@@ -515,8 +522,7 @@ def snapshot_changes(store, old: str | None = None, new: str = "latest", watchli
                 SELECT 'correction', {_change_select(con_new, 't')}
                 FROM transactions t JOIN old_keys o ON o.k = t.contract_transaction_unique_key
                 WHERE o.row_hash <> t.row_hash AND {watch}""", params).fetchall()
-            new_keys = con_new.execute("SELECT contract_transaction_unique_key AS k FROM transactions").arrow()
-            con_old.register("new_keys", new_keys)
+            _copy(con_new, "SELECT contract_transaction_unique_key AS k FROM transactions", con_old, "new_keys")
             watch_old, params_old = _watch_sql(con_old, watchlist, "t")
             deleted = con_old.execute(f"""
                 SELECT 'deletion', {_change_select(con_old, 't')}
@@ -583,6 +589,21 @@ def write_changes_markdown(store, changes: Changes, text: str | None = None) -> 
     key = f"{PREFIX}/{changes.new_snapshot}/changes.md"
     store.put_bytes(key, (text if text is not None else changes_markdown(changes)).encode("utf-8"))
     return key
+
+
+def publish_changes(store, snapshot_id: str, watchlist: Watchlist | Path | None = None) -> tuple[Changes, str] | None:
+    """After a publish: the changes since the previous snapshot, as Markdown written beside the new
+    snapshot (``snapshots/<id>/changes.md``). Returns (changes, markdown), or None for a first snapshot."""
+    if isinstance(watchlist, Path):
+        watchlist = load_watchlist(watchlist) if watchlist.exists() else Watchlist()
+    try:
+        old = previous_snapshot(store, snapshot_id)
+    except ReportError:
+        return None
+    changes = snapshot_changes(store, old, snapshot_id, watchlist)
+    text = changes_markdown(changes)
+    write_changes_markdown(store, changes, text)
+    return changes, text
 
 
 def to_json(data: dict) -> str:

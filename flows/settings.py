@@ -22,6 +22,7 @@
 | AWARDWATCH_BACKFILL_CONCURRENCY | 2 | chunks a backfill downloads at once |
 | AWARDWATCH_FPDS_CONCURRENCY | 4 | FPDS feed pages fetched at once |
 | AWARDWATCH_LOCK_WAIT | 60 | seconds to wait for another run that is writing the warehouse |
+| AWARDWATCH_WATCHLIST | watchlist.yaml | companies and agencies whose overnight changes the nightly job reports |
 | AWARDWATCH_TASK_RETRIES | 2 | Prefect retries of a whole extraction (a failed download job), 60 s then 300 s apart |
 """
 
@@ -55,6 +56,7 @@ class Settings:
     task_retries: int = 2
     fpds_concurrency: int = 4
     lock_wait: float = 60.0
+    watchlist: Path = Path("watchlist.yaml")
 
     @property
     def snapshots(self) -> str:
@@ -96,6 +98,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         task_retries=int(env.get("AWARDWATCH_TASK_RETRIES") or 2),
         fpds_concurrency=int(env.get("AWARDWATCH_FPDS_CONCURRENCY") or 4),
         lock_wait=float(env.get("AWARDWATCH_LOCK_WAIT") or 60),
+        watchlist=Path(env.get("AWARDWATCH_WATCHLIST") or "watchlist.yaml"),
     )
 
 

@@ -86,7 +86,8 @@ def test_run_counts_reconcile_and_are_recorded(tmp_path, warehouse, sql):
     ]
     assert sql("SELECT rows_read, rows_inserted, rows_duplicate, rows_quarantined FROM run_files") == [(4, 2, 1, 1)]
     (checked,), = sql("SELECT invariants FROM runs")
-    assert json.loads(checked) == {"counts_reconcile": True, "unique_transaction_keys": True, "award_sums_match": True}
+    assert json.loads(checked) == {"counts_reconcile": True, "unique_transaction_keys": True, "award_sums_match": True,
+                                   "every_transaction_has_a_parent_company": True}
 
 
 def test_a_broken_invariant_fails_the_run(tmp_path, warehouse, sql, monkeypatch):

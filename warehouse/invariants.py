@@ -4,6 +4,7 @@
 - ``unique_transaction_keys``: no key twice in ``transactions``;
 - ``award_sums_match``: every award's total_obligated_amount and number_of_transactions equal
   the sum and count over its transactions, and every transaction's award exists;
+- ``every_transaction_has_a_parent_company``: resolved, with its method;
 - ``snapshot_checksums`` (after a publish): every file of the snapshot matches its manifest.
 """
 
@@ -33,6 +34,9 @@ def check(con: duckdb.DuckDBPyConnection, counts: Counts) -> dict[str, bool]:
         "counts_reconcile": counts.reconciled,
         "unique_transaction_keys": duplicate_keys == 0,
         "award_sums_match": con.execute(AWARD_MISMATCHES).fetchone()[0] == 0,
+        "every_transaction_has_a_parent_company": con.execute(
+            "SELECT count(*) = 0 FROM transactions WHERE parent_company IS NULL OR parent_company_method IS NULL"
+        ).fetchone()[0],
     }
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse import runs
+from warehouse import companies, runs
 from warehouse.runs import Counts
 
 KEY = "contract_transaction_unique_key"
@@ -73,6 +73,7 @@ def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, second
             counts.deleted = _delete(con, f, run_id, loaded_at)
         if con.execute("SELECT count(*) FROM touched").fetchone()[0]:
             refresh_awards(con, "touched")
+            companies.resolve(con, "touched")
         if f.quarantined:
             counts.quarantined = _quarantine(con, f, run_id, loaded_at)
         con.execute(

@@ -28,7 +28,8 @@ from warehouse.store import Store, StoreError, sha256_of
 POINTER = "latest"
 PREFIX = "snapshots"
 # table -> hive partition column (None: one folder of files)
-TABLES: dict[str, str | None] = {"transactions": "fiscal_year", "awards": None}
+TABLES: dict[str, str | None] = {"transactions": "fiscal_year", "awards": None, "recipients": None,
+                                  "brand_mentions": None, "company_agency_fiscal_year": None}
 
 
 class ChecksumMismatch(StoreError):
