@@ -106,8 +106,14 @@ def _export(con, local: Path, snapshot_id: str, prints: dict, previous: dict | N
         target = local / table
         options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
         if partition:
-            options += f", PARTITION_BY ({partition}), FILENAME_PATTERN 'part-{{i}}'"
-            con.execute(f"COPY {table} TO '{target}' ({options})")
+            # one streaming COPY per partition value: memory stays flat (PARTITION_BY buffers every
+            # partition at once and, under the warehouse's memory limit, spills heavily)
+            values = [v for (v,) in con.execute(f"SELECT DISTINCT {partition} FROM {table} ORDER BY 1").fetchall()]
+            for value in values:
+                folder = target / f"{partition}={value}"
+                folder.mkdir(parents=True)
+                con.execute(f"COPY (SELECT * EXCLUDE ({partition}) FROM {table} WHERE {partition} = ?) "
+                            f"TO '{folder / 'part-0.parquet'}' ({options})", [value])
         else:
             target.mkdir()
             con.execute(f"COPY {table} TO '{target / 'part-0.parquet'}' ({options})")
