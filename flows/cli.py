@@ -279,7 +279,7 @@ def demo(
     out.print(f"\nwarehouse: {s.warehouse}\nsnapshots: {s.snapshots}\n")
     out.print("example query (awardwatch query \"...\", or on the snapshot: awardwatch query --snapshot latest \"...\"):")
     out.print(EXAMPLE_SQL, highlight=False, markup=False)
-    render(result.columns, result.rows, "table", out, title="ICE and CBP: top recipients (warehouse)")
+    render(result.columns, result.rows, "table", out, title="ICE and CBP: top parent companies (warehouse)")
     same = "the same" if result.snapshot_rows == result.rows else "DIFFERENT"
     out.print(f"the snapshot {result.snapshot.snapshot_id} gives {same} result")
 

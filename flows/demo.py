@@ -19,7 +19,7 @@ from warehouse.query import query_snapshot, query_warehouse
 from warehouse.snapshots import PublishResult
 
 EXAMPLE_SQL = """\
-SELECT recipient_name,
+SELECT parent_company,
        awarding_sub_agency_name AS agency,
        count(DISTINCT contract_award_unique_key) AS awards,
        sum(federal_action_obligation) AS obligated

@@ -103,5 +103,5 @@ def test_demo_builds_a_warehouse_publishes_and_prints_a_query(capsys, monkeypatc
     code, out, err = run(capsys, monkeypatch, "demo", "--rows", "600")
     assert code == 0, err
     assert "reconciled" in out and "published snapshot" in out
-    assert "ICE and CBP: top recipients" in out and "gives the same result" in out
+    assert "ICE and CBP: top parent companies" in out and "gives the same result" in out
     assert (tmp_path / "home" / "awardwatch.duckdb").exists()
