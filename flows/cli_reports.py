@@ -9,29 +9,19 @@ Registered by flows/cli.py::
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from flows import settings as config
+from flows.options import Format, SnapshotUrl, Warehouse, err, out
 from flows.output import render
 from schemas.errors import InputError
 
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
-
 report_app = typer.Typer(help="Reports: a company's awards and brands bought through resellers; an agency's top companies.",
                          no_args_is_help=True)
-
-
-class Format(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
 
 
 class ChangesFormat(str, Enum):
@@ -41,14 +31,6 @@ class ChangesFormat(str, Enum):
     markdown = "markdown"
 
 
-Warehouse = Annotated[
-    Optional[Path],
-    typer.Option("--warehouse", "-w", help="DuckDB file. \\[env AWARDWATCH_WAREHOUSE, default $AWARDWATCH_HOME/awardwatch.duckdb]", show_default=False),
-]
-SnapshotUrl = Annotated[
-    Optional[str],
-    typer.Option("--snapshot-url", help="Folder or s3://bucket/prefix of the snapshots. \\[env AWARDWATCH_SNAPSHOT_URL, default snapshots/ beside the warehouse]", show_default=False),
-]
 ReportFormat = Annotated[Format, typer.Option("--format", "-f", help="Output format: table; csv (the main table only); json (everything).")]
 Html = Annotated[Optional[Path], typer.Option("--html", help="Also write the report as one self-contained HTML page with charts to this file.", show_default=False)]
 Agency = Annotated[Optional[str], typer.Option("--agency", "-a", help="Awarding agency: abbreviation (ICE, CBP, USCIS, TSA, FEMA, DOJ, BOP, FBI...), toptier code (070) or subtier code (7012).", show_default=False)]

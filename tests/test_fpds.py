@@ -76,7 +76,6 @@ def test_entries_that_disappear_while_paging_fail_the_count(tmp_path):
 def test_a_window_over_the_cap_is_split(tmp_path):
     rows = records(15, DAY) + records(15, DAY + timedelta(days=1), prefix="70CMSD18F")
     with FakeFPDS(rows, cap=20) as api:
-        s = settings(api, tmp_path)
         feed = fpds.FpdsFeed(Http(base_url=api.url, backoff=0, attempts=1), api.url, cap=20)
         pages, total = feed.window("CONTRACTING_AGENCY_ID:7012", DAY, DAY + timedelta(days=1), tmp_path / "l")
     assert total == 30 and len(pages) == 4
