@@ -16,9 +16,11 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import jobs, settings as config
+from flows import jobs
+from flows import settings as config
 from flows.output import job_markdown
 from flows.sources import archive, usaspending
+from schemas.errors import InputError
 from warehouse import feeds
 
 
@@ -110,7 +112,7 @@ def backfill(start: date, end: date, agencies: list[str] | None = None, source: 
             done.append(run)
             results += got
     else:
-        raise jobs.InputError(f"unknown backfill source {source!r}; known: usaspending, archive, fpds")
+        raise InputError(f"unknown backfill source {source!r}; known: usaspending, archive, fpds")
     snapshot = publish(s, [r.run_id for r in results])
     create_markdown_artifact(job_markdown("backfill", done, snapshot, results), key="backfill-summary", description="awardwatch backfill")
     return jobs.summary(done, snapshot, results)

@@ -12,7 +12,8 @@ from typing import Annotated, Iterator, Optional
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flows import pipeline, settings as config
+from flows import pipeline
+from flows import settings as config
 from flows.cli_reports import changes_command, report_app
 from flows.options import BatchRows, Format, MaxRejected, OutputFormat, Publish, SnapshotUrl, Warehouse, err, out
 from flows.output import render

@@ -7,7 +7,8 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows import pipeline, settings as config
+from flows import pipeline
+from flows import settings as config
 from flows.output import run_markdown
 from warehouse.runs import as_dict
 

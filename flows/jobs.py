@@ -16,7 +16,6 @@ from flows import pipeline
 from flows.settings import Settings
 from flows.sources import archive, fpds, usaspending
 from flows.sources.http import Http
-from schemas.errors import InputError  # noqa: F401  (re-exported for the flows)
 from warehouse import db, feeds, runs
 from warehouse.runs import Counts, as_dict
 

@@ -7,9 +7,11 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows import jobs, reports, settings as config
+from flows import jobs, reports
+from flows import settings as config
 from flows.output import job_markdown
 from flows.sources import usaspending
+from schemas.errors import InputError
 from warehouse.store import open_store
 
 
@@ -92,7 +94,7 @@ def nightly(sources: list[str] | None = None, agencies: list[str] | None = None,
     chosen = list(sources or s.sources)
     unknown = [x for x in chosen if x not in SOURCES]
     if unknown:
-        raise jobs.InputError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
+        raise InputError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
     done = [run for name in chosen for run in SOURCES[name](s, list(agencies or s.agencies))]
     snapshot = publish(s, [d.result.run_id for d in done if d.result])
     create_markdown_artifact(job_markdown("nightly", done, snapshot), key="nightly-summary", description="awardwatch nightly run")

@@ -27,8 +27,8 @@ from schemas.transaction import canonical_schema
 from schemas.validate import REASONS, structure_reasons, value_reasons
 from transforms.transactions import canonical, derive_keys, needs_trim, normalise_text, to_current_layout
 from warehouse import companies, db, invariants, load, runs, snapshots
-from warehouse.store import open_store
 from warehouse.runs import Counts
+from warehouse.store import open_store
 
 KEY = load.KEY
 
