@@ -85,21 +85,10 @@ def company_command(
     """A company's awards (agency, award, PIID, first and latest action, obligated, current and potential
     value, description), the resellers' awards that name its brands, and totals per fiscal year."""
     from flows.report_html import company_html
-    from flows.reports import company_report, open_warehouse, to_json
+    from flows.reports import company_report
 
-    s = config.load().but(warehouse=warehouse)
-    con = open_warehouse(s.warehouse)
-    try:
-        report = company_report(con, name, agency=agency, since=since)
-    finally:
-        con.close()
-    if html:
-        _write_html(html, company_html(report))
-    if fmt == Format.json:
-        out.file.write(to_json(report.as_dict()) + "\n")
-        return
-    if fmt == Format.csv:
-        render(report.awards.columns, report.awards.rows, "csv", out)
+    report = _build(warehouse, lambda con: company_report(con, name, agency=agency, since=since))
+    if _written(report, company_html, html, fmt, report.awards):
         return
     scope = f" at {report.agency.label}" if report.agency else ""
     scope += f" from FY{since}" if since is not None else ""
@@ -111,6 +100,30 @@ def company_command(
     else:
         out.print(f"no reseller transactions naming {name}'s brands{scope}", highlight=False)
     _show(report.years, f"{name}: per fiscal year{scope}")
+
+
+def _build(warehouse: Path | None, make):
+    """A report made on a read-only connection to the warehouse."""
+    from flows.reports import open_warehouse
+
+    con = open_warehouse(config.load().but(warehouse=warehouse).warehouse)
+    try:
+        return make(con)
+    finally:
+        con.close()
+
+
+def _written(report, page, html: Path | None, fmt: Format, main_table) -> bool:
+    """Writes the HTML page if asked; prints JSON (everything) or CSV (the main table). True when done."""
+    from flows.reports import to_json
+
+    if html:
+        _write_html(html, page(report))
+    if fmt == Format.json:
+        out.file.write(to_json(report.as_dict()) + "\n")
+    elif fmt == Format.csv:
+        render(main_table.columns, main_table.rows, "csv", out)
+    return fmt != Format.table
 
 
 @report_app.command("agency")
@@ -125,21 +138,10 @@ def agency_command(
     """An agency's top parent companies in a fiscal year: obligations, share of the agency, awards,
     technology obligations, the year before and the change."""
     from flows.report_html import agency_html
-    from flows.reports import agency_report, open_warehouse, to_json
+    from flows.reports import agency_report
 
-    s = config.load().but(warehouse=warehouse)
-    con = open_warehouse(s.warehouse)
-    try:
-        report = agency_report(con, agency, fiscal_year=fiscal_year, top=top)
-    finally:
-        con.close()
-    if html:
-        _write_html(html, agency_html(report))
-    if fmt == Format.json:
-        out.file.write(to_json(report.as_dict()) + "\n")
-        return
-    if fmt == Format.csv:
-        render(report.companies.columns, report.companies.rows, "csv", out)
+    report = _build(warehouse, lambda con: agency_report(con, agency, fiscal_year=fiscal_year, top=top))
+    if _written(report, agency_html, html, fmt, report.companies):
         return
     name = f"{report.agency.label} ({report.agency_name})" if report.agency_name else report.agency.label
     prev = f"{report.previous_total:,.2f}" if report.previous_total is not None else "n/a"

@@ -15,7 +15,6 @@ from flows import reports
 from flows.pipeline import ingest
 from flows.report_html import POSITIVE, RESOLD, agency_html, company_html, money
 from tests.factories import row, write_csv
-from warehouse import companies, db
 
 CHROMIUM = Path("/usr/bin/chromium")
 NASTY = '<script>alert("x")</script> & "QUOTES" LLC'
@@ -41,11 +40,7 @@ ROWS = [
 def warehouse_con(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("html")
     path = tmp / "wh" / "awardwatch.duckdb"
-    ingest([write_csv(tmp / "rows.csv", ROWS)], warehouse=path)
-    con = db.connect(path)
-    companies.resolve(con)
-    companies.marts(con)
-    con.close()
+    ingest([write_csv(tmp / "rows.csv", ROWS)], warehouse=path)  # loads resolve companies and build the marts
     con = reports.open_warehouse(path)
     yield con
     con.close()

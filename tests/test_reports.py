@@ -46,11 +46,7 @@ ROWS = [
 
 @pytest.fixture
 def con(tmp_path, warehouse):
-    ingest([write_csv(tmp_path / "rows.csv", ROWS)], warehouse=warehouse)
-    c = db.connect(warehouse)
-    companies.resolve(c)
-    companies.marts(c)
-    c.close()
+    ingest([write_csv(tmp_path / "rows.csv", ROWS)], warehouse=warehouse)  # loads resolve companies and build the marts
     c = reports.open_warehouse(warehouse)
     yield c
     c.close()
