@@ -63,7 +63,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 
 def connect(path: Path, *, read_only: bool = False, threads: int | None = None, wait: float = 0.0,
-            memory_limit: str = "1GB", sleep=time.sleep) -> duckdb.DuckDBPyConnection:
+            memory_limit: str = "4GB", sleep=time.sleep) -> duckdb.DuckDBPyConnection:
     """Opens the warehouse file (creating it and its folder when writing).
 
     DuckDB allows one writing process per file. While another process holds it, this
