@@ -15,15 +15,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import count
 from pathlib import Path
 
 import polars as pl
 
 from flows import failpoints
-from flows.sources.files import OVERFLOW, ROW, SourceFile, land, read_header, scan
+from flows.sources.files import OVERFLOW, ROW, SourceFile, has_suspect_bytes, is_not_utf8, land, read_header, scan
 from schemas.errors import AwardwatchError, InputError
 from schemas.layouts import LINEAGE, Layout, current_columns, detect
-from schemas.transaction import canonical_schema
+from schemas.transaction import check_canonical
 from schemas.validate import REASONS, structure_reasons, value_reasons
 from transforms.transactions import canonical, derive_keys, needs_trim, normalise_text, to_current_layout
 from warehouse import companies, db, invariants, load, runs, snapshots
@@ -155,23 +156,53 @@ def _refresh_companies(con) -> dict[str, float]:
     return shares
 
 
+class _NotUtf8(Exception):
+    """A strict read met bytes that are not UTF-8: read the file again, lossily, checking every value."""
+
+
 def stage_file(
     f: SourceFile, out: Path, source: str, batch_rows: int, max_rejected_share: float, progress: Progress, stages: Stages
 ) -> tuple[load.StagedFile, Layout]:
-    """Reads, validates and transforms one CSV into staged Parquet files."""
+    """Reads, validates and transforms one CSV into staged Parquet files.
+
+    A file without NUL bytes and without U+FFFD (one byte search) is read as strict UTF-8 and
+    its values are not searched for those; if the strict read meets bytes that are not
+    UTF-8, the file is read again lossily, with every value checked."""
     layout = check_layout(f, read_header(f))
-    out.mkdir(parents=True, exist_ok=True)
+    with stages.timing("read"):
+        suspect = has_suspect_bytes(f.path)
+    try:
+        staged, rejected, reasons = _stage(f, out, layout, source, batch_rows, lossy=suspect, progress=progress, stages=stages)
+    except _NotUtf8:
+        staged, rejected, reasons = _stage(f, out, layout, source, batch_rows, lossy=True, progress=progress, stages=stages)
+    if staged.read and rejected / staged.read > max_rejected_share:
+        top = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common(3))
+        raise InputError(
+            f"{f.name}: {rejected:,} of {staged.read:,} rows ({rejected / staged.read:.1%}) failed validation, "
+            f"over the {max_rejected_share:.0%} limit; nothing from this file was loaded. Most frequent: {top}. "
+            f"To load the valid rows and quarantine the rest, raise --max-rejected."
+        )
+    return staged, layout
+
+
+def _stage(f: SourceFile, out: Path, layout: Layout, source: str, batch_rows: int, *, lossy: bool, progress: Progress,
+           stages: Stages) -> tuple[load.StagedFile, int, Counter[str]]:
+    """One pass over the file: (staged files, rows rejected, reasons by kind)."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     staged = load.StagedFile(source, f.name, staged=[], quarantined=[], read=0, layout=layout.name, extra_columns=list(layout.extra))
     reasons: Counter[str] = Counter()
     rejected = 0
-    batches = scan(f, list(layout.columns)).collect_batches(chunk_size=batch_rows)
-    for i in range(1 << 40):
+    batches = scan(f, list(layout.columns), lossy=lossy).collect_batches(chunk_size=batch_rows)
+    for i in count():
         try:
             with stages.timing("read"):
                 raw = next(batches)
         except StopIteration:
             break
         except pl.exceptions.PolarsError as exc:
+            if not lossy and is_not_utf8(exc):
+                raise _NotUtf8 from None
             raise InputError(f"{f.name}: cannot parse as CSV after data row {staged.read}: {_first_line(exc)}") from None
         staged.read += raw.height
         if layout.is_delta:
@@ -180,7 +211,7 @@ def stage_file(
                 path = out / f"deletions_{i:05d}.parquet"
                 deletions.write_parquet(path)
                 staged.deletions.append(path)
-        good, bad = split_batch(raw, layout, f.name, stages, check_types=i == 0)
+        good, bad = split_batch(raw, layout, f.name, stages, check_bytes=lossy)
         if good.height:
             path = out / f"rows_{i:05d}.parquet"
             with stages.timing("stage"):
@@ -193,14 +224,7 @@ def stage_file(
             reasons.update(_reason_kinds(bad))
             rejected += bad.height
         progress.on_rows(raw.height, raw.estimated_size())
-    if staged.read and rejected / staged.read > max_rejected_share:
-        top = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common(3))
-        raise InputError(
-            f"{f.name}: {rejected:,} of {staged.read:,} rows ({rejected / staged.read:.1%}) failed validation, over the "
-            f"{max_rejected_share:.0%} limit; nothing from this file was loaded. Most frequent: {top}. "
-            f"To load the valid rows and quarantine the rest, raise --max-rejected."
-        )
-    return staged, layout
+    return staged, rejected, reasons
 
 
 def check_layout(f: SourceFile, header: list[str]) -> Layout:
@@ -216,9 +240,9 @@ def check_layout(f: SourceFile, header: list[str]) -> Layout:
 
 
 def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str, stages: Stages | None = None,
-                check_types: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+                check_bytes: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One batch of text rows -> (canonical valid rows, quarantine rows with reasons).
-    ``check_types``: validate the canonical schema (once per file: every batch gets the same types)."""
+    ``check_bytes=False``: the file is known to hold no NUL and no U+FFFD."""
     stages = Stages() if stages is None else stages
     lineage = LINEAGE if layout.has_lineage else ()
     with stages.timing("transform"):
@@ -228,13 +252,13 @@ def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str, stages: Sta
     with stages.timing("validate"):
         last = "last_modified_date" if layout.columns[-1] == "last_modified_date" else None
         structure = structure_reasons(text, overflow=OVERFLOW, header_width=len(layout.columns), last_column=last,
-                                      problem="source_problem" if lineage else None)
+                                      problem="source_problem" if lineage else None, check_bytes=check_bytes)
         values = value_reasons(text.select(list(current_columns())))
         reasons = pl.DataFrame([structure.alias("s"), values.alias("v")]).select(pl.concat_list("s", "v")).to_series()
         bad = reasons.list.len() > 0
     with stages.timing("transform"):
         typed = text.filter(~bad).lazy().drop(OVERFLOW, "source_problem", "source_raw", strict=False).pipe(canonical).pipe(_with_lineage)
-        good = (canonical_schema().validate(typed) if check_types else typed).collect()
+        good = check_canonical(typed, text.schema).collect()
     with stages.timing("validate"):
         quarantined = _quarantine_rows(raw.filter(bad), text.filter(bad), reasons.filter(bad), source_file)
     return good, quarantined

@@ -4,7 +4,7 @@ The value rules of a file's text (identifier formats, amounts, dates, flags,
 codes, required values) are defined once, as ``Rule`` objects. They run twice
 over a batch: ``passes_all`` as one vectorised polars pass that finds the rows
 failing anything, then ``text_schema`` (pandera, polars backend, ``lazy=True``)
-on the collected failing rows, to name every failed check of each; those names
+on the collected failing rows and the columns that fail, to name every failed check of each; those names
 are the quarantine reasons. ``canonical_schema`` is the typed shape of rows as
 loaded, checked on the transform's LazyFrame: names and types only, by design
 (the values were checked as text).
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 import pandera.polars as pa
 import polars as pl
@@ -114,15 +114,27 @@ def passes_all() -> pl.Expr:
     return pl.all_horizontal([*(r.expr() for r in rules()), *(pl.col(c).is_not_null() for c in REQUIRED)])
 
 
-@cache
-def text_schema() -> pa.DataFrameSchema:
-    """The rules as a pandera schema: validating with ``lazy=True`` names every failed check of every row."""
+def failing_columns(df: pl.DataFrame) -> list[str]:
+    """The columns of ``df`` with at least one failed rule or missing required value."""
+    by_column: dict[str, list[pl.Expr]] = {}
+    for rule in rules():
+        by_column.setdefault(rule.column, []).append(~rule.expr())
+    for column in REQUIRED:
+        by_column.setdefault(column, []).append(pl.col(column).is_null())
+    flags = df.select(pl.any_horizontal(exprs).any().alias(c) for c, exprs in by_column.items()).row(0, named=True)
+    return [c for c in current_columns() if flags.get(c)]
+
+
+@lru_cache(maxsize=256)
+def text_schema(columns: tuple[str, ...] | None = None) -> pa.DataFrameSchema:
+    """The rules as a pandera schema: validating with ``lazy=True`` names every failed check of every row.
+    ``columns`` limits it to those columns (pandera's cost grows with the columns it checks)."""
     by_column: dict[str, list[pa.Check]] = {}
     for rule in rules():
         by_column.setdefault(rule.column, []).append(rule.check())
     columns = {
         name: pa.Column(pl.String, by_column.get(name, []), nullable=name not in REQUIRED)
-        for name in current_columns()
+        for name in (columns or current_columns())
     }
     return pa.DataFrameSchema(columns, name="contract transaction (text)", strict=False)
 
@@ -140,3 +152,17 @@ def canonical_schema() -> pa.DataFrameSchema:
     columns["fiscal_year"] = pa.Column(pl.Int32, pa.Check.in_range(1980, 2100), nullable=False)
     columns["row_hash"] = pa.Column(pl.Int64, nullable=False)
     return pa.DataFrameSchema(columns, name="contract transaction", strict=False)
+
+
+_CHECKED: set[tuple] = set()
+
+
+def check_canonical(lf: pl.LazyFrame, inputs: pl.Schema) -> pl.LazyFrame:
+    """``canonical_schema`` applied to a transform's LazyFrame made from columns ``inputs``.
+    pandera checks a LazyFrame's schema (names, types), not its values, and equal inputs give
+    equal types, so each distinct ``inputs`` is checked once per process."""
+    key = tuple(inputs.items())
+    if key not in _CHECKED:
+        canonical_schema().validate(lf)
+        _CHECKED.add(key)
+    return lf

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from schemas.transaction import passes_all, text_schema
+from schemas.transaction import failing_columns, passes_all, text_schema
 
 REASONS = "reasons"
 _POS = "__pos__"
@@ -19,21 +19,23 @@ _SHOWN = 60  # characters of a failing value kept in a reason
 
 
 def structure_reasons(df: pl.DataFrame, *, overflow: str, header_width: int, last_column: str | None,
-                      problem: str | None = None) -> pl.Series:
+                      problem: str | None = None, check_bytes: bool = True) -> pl.Series:
     """Per row, the list of structural problems (empty list when none). ``problem`` names a
-    column in which the source itself reported a problem with the row."""
+    column in which the source itself reported a problem with the row. ``check_bytes=False``
+    skips looking for NUL and U+FFFD in every value (the caller knows the file has neither)."""
     text_cols = [c for c, t in df.schema.items() if t == pl.String and c not in (overflow, problem, "source_raw")]
-    bad_bytes = pl.any_horizontal(
-        pl.col(c).str.contains("\x00", literal=True) | pl.col(c).str.contains("\ufffd", literal=True) for c in text_cols
-    ).fill_null(False)
     checks = [
         pl.when(pl.col(overflow).is_not_null()).then(
             pl.lit(f"row has more fields than the header's {header_width}: extra value '")
             + pl.col(overflow).str.slice(0, _SHOWN)
             + pl.lit("'")
         ),
-        pl.when(bad_bytes).then(pl.lit("__bytes__")),
     ]
+    if check_bytes:
+        bad_bytes = pl.any_horizontal(
+            pl.col(c).str.contains("\x00", literal=True) | pl.col(c).str.contains("\ufffd", literal=True) for c in text_cols
+        ).fill_null(False)
+        checks.append(pl.when(bad_bytes).then(pl.lit("__bytes__")))
     if problem is not None:
         checks.append(pl.col(problem))
     if last_column is not None:
@@ -44,7 +46,7 @@ def structure_reasons(df: pl.DataFrame, *, overflow: str, header_width: int, las
         )
     reasons = df.select(pl.concat_list(checks).list.drop_nulls().alias(REASONS)).to_series()
     flagged = reasons.list.contains("__bytes__")
-    if not flagged.any():
+    if not check_bytes or not flagged.any():
         return reasons
     detail = _bad_byte_columns(df.with_row_index(_POS).filter(flagged), text_cols)
     both = pl.DataFrame([reasons]).with_row_index(_POS).join(detail, on=_POS, how="left", maintain_order="left")
@@ -67,14 +69,14 @@ def value_reasons(df: pl.DataFrame) -> pl.Series:
     """Per row, every failed value rule, as ``column: problem (got 'value')``.
 
     One vectorised pass finds the failing rows; pandera (``lazy=True``) then runs on
-    those rows only and names each failed check."""
+    those rows and the columns that fail, and names each failed check."""
     empty = pl.repeat(pl.lit([], dtype=pl.List(pl.String)), df.height, eager=True).alias(REASONS)
     failing = df.select(~passes_all()).to_series()
     if not failing.any():
         return empty
     suspects = df.with_row_index(_POS).filter(failing)
     try:
-        text_schema().validate(suspects.drop(_POS), lazy=True)
+        text_schema(tuple(failing_columns(suspects))).validate(suspects.drop(_POS), lazy=True)
         raise RuntimeError("the vectorised rules and the pandera schema disagree on a row")
     except pa.errors.SchemaErrors as exc:
         cases = pl.DataFrame(exc.failure_cases)

@@ -2,8 +2,8 @@
 
 Each function takes and returns a LazyFrame; none does I/O or collects. The
 order in the pipeline is: ``to_current_layout`` -> ``normalise_text`` ->
-(validation on text) -> ``derive_keys`` -> ``typed`` -> ``with_fiscal_year``
--> ``with_row_hash``.
+(validation on text) -> ``derive_keys`` -> ``with_row_hash`` -> ``typed``
+-> ``with_fiscal_year``.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ def normalise_text(lf: pl.LazyFrame, trim: list[str] | None = None) -> pl.LazyFr
 
 
 def needs_trim() -> list[pl.Expr]:
-    """One boolean per canonical column: does any value start or end with white space?
+    """One boolean per canonical column: is any value blank or edged with white space?
     (Trimming copies every value; most columns of a real file need none.)"""
-    return [pl.col(c).str.contains(r"^\s|\s$").any().alias(c) for c in current_columns()]
+    return [pl.col(c).str.contains(r"^\s|\s$|^$").any().alias(c) for c in current_columns()]
 
 
 def _is_idv() -> pl.Expr:
@@ -108,9 +108,13 @@ def _timestamp(col: str) -> pl.Expr:
     return pl.coalesce(*(text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _TIMESTAMP_FORMATS))
 
 
+# every spelling the validation accepts (schemas.transaction.BOOLEAN_TEXT)
+_TRUE = ("t", "T", "true", "TRUE", "True")
+_FALSE = ("f", "F", "false", "FALSE", "False")
+
+
 def _bool(col: str) -> pl.Expr:
-    text = pl.col(col).str.to_lowercase()
-    return pl.when(text.is_in(["t", "true"])).then(True).when(text.is_in(["f", "false"])).then(False)
+    return pl.when(pl.col(col).is_in(_TRUE)).then(True).when(pl.col(col).is_in(_FALSE)).then(False)
 
 
 def typed(lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -135,11 +139,12 @@ def with_fiscal_year(lf: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def with_row_hash(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Adds ``row_hash``, a 64-bit hash of every canonical column, so that loads can
-    tell an unchanged row from a corrected one without comparing 300 columns."""
+    """Adds ``row_hash``, a 64-bit hash of every canonical column (as normalised text: the
+    types are a function of it), so that loads can tell an unchanged row from a corrected
+    one without comparing 300 columns."""
     return lf.with_columns(pl.struct(list(current_columns())).hash(seed=0).reinterpret(signed=True).alias("row_hash"))
 
 
 def canonical(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Validated, normalised text -> typed canonical transactions (keys, types, fiscal year, hash)."""
-    return lf.pipe(derive_keys).pipe(typed).pipe(with_fiscal_year).pipe(with_row_hash)
+    return lf.pipe(derive_keys).pipe(with_row_hash).pipe(typed).pipe(with_fiscal_year)

@@ -184,42 +184,39 @@ def _quarantine(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) 
     return total
 
 
+# columns of an award taken from its latest transaction
+LATEST = (
+    "award_id_piid", "parent_award_id_piid", "parent_award_agency_id", "award_or_idv_flag", "award_type_code",
+    "award_type", "idv_type_code", "idv_type", "awarding_agency_code", "awarding_agency_name",
+    "awarding_sub_agency_code", "awarding_sub_agency_name", "awarding_office_code", "awarding_office_name",
+    "funding_agency_code", "funding_agency_name", "funding_sub_agency_code", "funding_sub_agency_name",
+    "recipient_uei", "recipient_duns", "recipient_name", "recipient_parent_uei", "recipient_parent_duns",
+    "recipient_parent_name", "product_or_service_code", "product_or_service_code_description", "naics_code",
+    "naics_description", "type_of_contract_pricing_code", "transaction_description",
+    "prime_award_base_transaction_description", "modification_number", "current_total_value_of_award",
+    "potential_total_value_of_award", "period_of_performance_current_end_date",
+)
+# One aggregate per award: the latest transaction (action date, then last modified, then
+# modification number, then key) as a struct, and the totals.
 AWARDS_SQL = f"""
-WITH scope AS (
-    SELECT * FROM transactions WHERE {AWARD_KEY} IN (SELECT award_key FROM {{keys}})
-),
-latest AS (
-    SELECT * FROM scope
-    QUALIFY row_number() OVER (
-        PARTITION BY {AWARD_KEY}
-        ORDER BY action_date DESC, last_modified_date DESC NULLS LAST, modification_number DESC, {KEY} DESC) = 1
-),
-totals AS (
+WITH per_award AS (
     SELECT {AWARD_KEY},
+           arg_max(struct_pack({", ".join(LATEST)}),
+                   (action_date, coalesce(last_modified_date, TIMESTAMP '0001-01-01'), modification_number, {KEY})) AS l,
            coalesce(sum(federal_action_obligation), 0) AS total_obligated_amount,
            count(*) AS number_of_transactions,
            min(action_date) AS award_base_action_date,
            max(action_date) AS award_latest_action_date,
            min(fiscal_year) AS fiscal_year,
            max(last_modified_date) AS last_modified_date
-    FROM scope GROUP BY {AWARD_KEY}
-),
-final AS (
-    SELECT l.{AWARD_KEY}, l.award_id_piid, l.parent_award_id_piid, l.parent_award_agency_id, l.award_or_idv_flag,
-           l.award_type_code, l.award_type, l.idv_type_code, l.idv_type,
-           l.awarding_agency_code, l.awarding_agency_name, l.awarding_sub_agency_code, l.awarding_sub_agency_name,
-           l.awarding_office_code, l.awarding_office_name, l.funding_agency_code, l.funding_agency_name,
-           l.funding_sub_agency_code, l.funding_sub_agency_name,
-           l.recipient_uei, l.recipient_duns, l.recipient_name, l.recipient_parent_uei, l.recipient_parent_duns,
-           l.recipient_parent_name, l.product_or_service_code, l.product_or_service_code_description,
-           l.naics_code, l.naics_description, l.type_of_contract_pricing_code, l.transaction_description,
-           l.prime_award_base_transaction_description, l.modification_number AS latest_modification_number,
-           t.total_obligated_amount, l.current_total_value_of_award, l.potential_total_value_of_award,
-           t.number_of_transactions, t.award_base_action_date, t.award_latest_action_date,
-           l.period_of_performance_current_end_date, t.fiscal_year, t.last_modified_date
-    FROM latest l JOIN totals t USING ({AWARD_KEY})
+    FROM transactions WHERE {AWARD_KEY} IN (SELECT award_key FROM {{keys}})
+    GROUP BY {AWARD_KEY}
 )
-SELECT * FROM final
+SELECT {AWARD_KEY}, {", ".join(f"l.{c}" for c in LATEST if c != "modification_number")},
+       l.modification_number AS latest_modification_number,
+       total_obligated_amount, number_of_transactions, award_base_action_date, award_latest_action_date,
+       fiscal_year, last_modified_date
+FROM per_award
 """
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import mmap
 import re
 import shutil
 import zipfile
@@ -131,9 +132,24 @@ def read_header(f: SourceFile) -> list[str]:
     return header
 
 
-def scan(f: SourceFile, header: list[str]) -> pl.LazyFrame:
+def has_suspect_bytes(path: Path) -> bool:
+    """Does the file hold a NUL byte or an encoded U+FFFD? (A byte search, much cheaper than
+    looking into every value; a file without either needs no per-value byte checks.)"""
+    if path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return mm.find(b"\x00") >= 0 or mm.find("\ufffd".encode()) >= 0
+
+
+def is_not_utf8(exc: Exception) -> bool:
+    """Is this polars error a strict read meeting bytes that are not UTF-8?"""
+    return "utf-8" in str(exc).lower() or "utf8" in str(exc).lower()
+
+
+def scan(f: SourceFile, header: list[str], *, lossy: bool = True) -> pl.LazyFrame:
     """Streams a CSV as text: one column per header name, ``OVERFLOW`` (non-null when a row
-    has more fields than the header) and ``ROW``. Bytes that are not UTF-8 become U+FFFD."""
+    has more fields than the header) and ``ROW``. ``lossy``: bytes that are not UTF-8 become
+    U+FFFD; otherwise they make the read fail (see ``is_not_utf8``)."""
     schema = {name: pl.String for name in header} | {OVERFLOW: pl.String}
     return pl.scan_csv(
         f.path,
@@ -142,7 +158,7 @@ def scan(f: SourceFile, header: list[str]) -> pl.LazyFrame:
         schema=schema,
         missing_columns="insert",
         truncate_ragged_lines=True,
-        encoding="utf8-lossy",
+        encoding="utf8-lossy" if lossy else "utf8",
         row_index_name=ROW,
         row_index_offset=1,
         quote_char='"',
