@@ -61,7 +61,9 @@ KIND_PATTERNS: dict[str, tuple[str, str]] = {
         "an ISO timestamp YYYY-MM-DD HH:MM:SS",
     ),
 }
-BOOLEAN_TEXT = ("t", "f", "true", "false", "T", "F", "TRUE", "FALSE", "True", "False")
+TRUE_TEXT = ("t", "T", "true", "TRUE", "True")
+FALSE_TEXT = ("f", "F", "false", "FALSE", "False")
+BOOLEAN_TEXT = TRUE_TEXT + FALSE_TEXT
 REQUIRED = ("award_id_piid", "modification_number", "awarding_sub_agency_code", "action_date")
 
 
@@ -132,11 +134,11 @@ def text_schema(columns: tuple[str, ...] | None = None) -> pa.DataFrameSchema:
     by_column: dict[str, list[pa.Check]] = {}
     for rule in rules():
         by_column.setdefault(rule.column, []).append(rule.check())
-    columns = {
+    checked = {
         name: pa.Column(pl.String, by_column.get(name, []), nullable=name not in REQUIRED)
         for name in (columns or current_columns())
     }
-    return pa.DataFrameSchema(columns, name="contract transaction (text)", strict=False)
+    return pa.DataFrameSchema(checked, name="contract transaction (text)", strict=False)
 
 
 @cache

@@ -11,6 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from schemas.layouts import Layout, current_columns
+from schemas.transaction import FALSE_TEXT, TRUE_TEXT
 
 NONE = "-NONE-"
 MONEY = pl.Decimal(38, 2)
@@ -108,13 +109,8 @@ def _timestamp(col: str) -> pl.Expr:
     return pl.coalesce(*(text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _TIMESTAMP_FORMATS))
 
 
-# every spelling the validation accepts (schemas.transaction.BOOLEAN_TEXT)
-_TRUE = ("t", "T", "true", "TRUE", "True")
-_FALSE = ("f", "F", "false", "FALSE", "False")
-
-
 def _bool(col: str) -> pl.Expr:
-    return pl.when(pl.col(col).is_in(_TRUE)).then(True).when(pl.col(col).is_in(_FALSE)).then(False)
+    return pl.when(pl.col(col).is_in(TRUE_TEXT)).then(True).when(pl.col(col).is_in(FALSE_TEXT)).then(False)
 
 
 def typed(lf: pl.LazyFrame) -> pl.LazyFrame:

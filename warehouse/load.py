@@ -184,7 +184,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) 
     return total
 
 
-# columns of an award taken from its latest transaction
+# fields of an award taken from its latest transaction (``struct_pack`` arguments)
 LATEST = (
     "award_id_piid", "parent_award_id_piid", "parent_award_agency_id", "award_or_idv_flag", "award_type_code",
     "award_type", "idv_type_code", "idv_type", "awarding_agency_code", "awarding_agency_name",
@@ -193,8 +193,8 @@ LATEST = (
     "recipient_uei", "recipient_duns", "recipient_name", "recipient_parent_uei", "recipient_parent_duns",
     "recipient_parent_name", "product_or_service_code", "product_or_service_code_description", "naics_code",
     "naics_description", "type_of_contract_pricing_code", "transaction_description",
-    "prime_award_base_transaction_description", "modification_number", "current_total_value_of_award",
-    "potential_total_value_of_award", "period_of_performance_current_end_date",
+    "prime_award_base_transaction_description", "latest_modification_number := modification_number",
+    "current_total_value_of_award", "potential_total_value_of_award", "period_of_performance_current_end_date",
 )
 # One aggregate per award: the latest transaction (action date, then last modified, then
 # modification number, then key) as a struct, and the totals.
@@ -212,9 +212,7 @@ WITH per_award AS (
     FROM transactions WHERE {AWARD_KEY} IN (SELECT award_key FROM {{keys}})
     GROUP BY {AWARD_KEY}
 )
-SELECT {AWARD_KEY}, {", ".join(f"l.{c}" for c in LATEST if c != "modification_number")},
-       l.modification_number AS latest_modification_number,
-       total_obligated_amount, number_of_transactions, award_base_action_date, award_latest_action_date,
+SELECT {AWARD_KEY}, l.*, total_obligated_amount, number_of_transactions, award_base_action_date, award_latest_action_date,
        fiscal_year, last_modified_date
 FROM per_award
 """
