@@ -95,6 +95,19 @@ def test_nul_byte_in_a_value_is_quarantined(tmp_path, warehouse, sql):
     assert sql("SELECT reasons FROM quarantine") == [(["transaction_description: contains a NUL byte"],)]
 
 
+@pytest.mark.parametrize("offset", range(6))
+def test_suspect_bytes_are_found_across_read_chunks(tmp_path, offset):
+    from flows.sources.files import has_suspect_bytes
+
+    f = tmp_path / "a.csv"
+    f.write_bytes(b"x" * (6 + offset) + "\ufffd".encode() + b"y" * 9)  # the 3-byte marker at every place around a chunk edge
+    assert has_suspect_bytes(f, chunk=8)
+    f.write_bytes(b"x" * (6 + offset) + b"\x00")
+    assert has_suspect_bytes(f, chunk=8)
+    f.write_bytes(b"x" * 30)
+    assert not has_suspect_bytes(f, chunk=8)
+
+
 def test_missing_required_column_refuses_the_file(tmp_path, warehouse, sql):
     from schemas.layouts import current_columns
 

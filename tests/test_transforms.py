@@ -30,6 +30,13 @@ def test_needs_trim_flags_only_columns_with_edge_white_space():
     assert [c for c, f in flags.items() if f] == ["recipient_name"]
 
 
+def test_an_empty_string_is_flagged_and_becomes_null():
+    lf = frame(recipient_name=["", "Y"], naics_code=["541512", "541519"])
+    flags = lf.select(T.needs_trim()).collect().row(0, named=True)
+    assert [c for c, f in flags.items() if f] == ["recipient_name"]
+    assert T.normalise_text(lf, ["recipient_name"]).select("recipient_name").collect().to_series().to_list() == [None, "Y"]
+
+
 def test_keys_for_an_order_under_an_idv_and_for_an_idv():
     lf = frame(award_id_piid=["70CMSD19F00000001", "HSHQDC13D00024"], modification_number=["P00002", "0"],
                transaction_number=["0", None], awarding_sub_agency_code=["7012", "7001"], parent_award_agency_id=["4732", None],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import mmap
 import re
 import shutil
 import zipfile
@@ -132,13 +131,18 @@ def read_header(f: SourceFile) -> list[str]:
     return header
 
 
-def has_suspect_bytes(path: Path) -> bool:
+def has_suspect_bytes(path: Path, chunk: int = 8 << 20) -> bool:
     """Does the file hold a NUL byte or an encoded U+FFFD? (A byte search, much cheaper than
-    looking into every value; a file without either needs no per-value byte checks.)"""
-    if path.stat().st_size == 0:
-        return False
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        return mm.find(b"\x00") >= 0 or mm.find("\ufffd".encode()) >= 0
+    looking into every value; a file without either needs no per-value byte checks.) Read in
+    chunks rather than mapped: a mapping would count the whole file as resident memory."""
+    marker = "\ufffd".encode()
+    tail = b""
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            if b"\x00" in block or marker in tail + block[:2] or marker in block:
+                return True
+            tail = block[-2:]
+    return False
 
 
 def is_not_utf8(exc: Exception) -> bool:
