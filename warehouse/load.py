@@ -184,7 +184,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) 
     return total
 
 
-# fields of an award taken from its latest transaction (``struct_pack`` arguments)
+# fields of an award taken from its latest transaction (select expressions over it)
 LATEST = (
     "award_id_piid", "parent_award_id_piid", "parent_award_agency_id", "award_or_idv_flag", "award_type_code",
     "award_type", "idv_type_code", "idv_type", "awarding_agency_code", "awarding_agency_name",
@@ -193,16 +193,17 @@ LATEST = (
     "recipient_uei", "recipient_duns", "recipient_name", "recipient_parent_uei", "recipient_parent_duns",
     "recipient_parent_name", "product_or_service_code", "product_or_service_code_description", "naics_code",
     "naics_description", "type_of_contract_pricing_code", "transaction_description",
-    "prime_award_base_transaction_description", "latest_modification_number := modification_number",
+    "prime_award_base_transaction_description", "modification_number AS latest_modification_number",
     "current_total_value_of_award", "potential_total_value_of_award", "period_of_performance_current_end_date",
 )
-# One aggregate per award: the latest transaction (action date, then last modified, then
-# modification number, then key) as a struct, and the totals.
+# Per award: the key of its latest transaction (action date, then last modified, then
+# modification number, then key) and the totals, all small aggregate states; then the latest
+# transaction's fields by a join. (Carrying the fields through the aggregate holds every award's
+# strings in memory at once, which does not fit a memory cap at millions of awards.)
 AWARDS_SQL = f"""
 WITH per_award AS (
     SELECT {AWARD_KEY},
-           arg_max(struct_pack({", ".join(LATEST)}),
-                   (action_date, coalesce(last_modified_date, TIMESTAMP '0001-01-01'), modification_number, {KEY})) AS l,
+           arg_max({KEY}, (action_date, coalesce(last_modified_date, TIMESTAMP '0001-01-01'), modification_number, {KEY})) AS latest_key,
            coalesce(sum(federal_action_obligation), 0) AS total_obligated_amount,
            count(*) AS number_of_transactions,
            min(action_date) AS award_base_action_date,
@@ -212,9 +213,10 @@ WITH per_award AS (
     FROM transactions WHERE {AWARD_KEY} IN (SELECT award_key FROM {{keys}})
     GROUP BY {AWARD_KEY}
 )
-SELECT {AWARD_KEY}, l.*, total_obligated_amount, number_of_transactions, award_base_action_date, award_latest_action_date,
-       fiscal_year, last_modified_date
-FROM per_award
+SELECT p.{AWARD_KEY}, {", ".join("t." + c for c in LATEST)},
+       p.total_obligated_amount, p.number_of_transactions, p.award_base_action_date, p.award_latest_action_date,
+       p.fiscal_year, p.last_modified_date
+FROM per_award p JOIN transactions t ON t.{KEY} = p.latest_key
 """
 
 

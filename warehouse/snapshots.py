@@ -104,7 +104,7 @@ def _export(con, local: Path, snapshot_id: str, prints: dict, previous: dict | N
     tables = {}
     for table, partition in tables_present(con).items():
         target = local / table
-        options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
+        options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, ROW_GROUP_SIZE_BYTES '64MB'"
         if partition:
             # one streaming COPY per partition value: memory stays flat (PARTITION_BY buffers every
             # partition at once and, under the warehouse's memory limit, spills heavily)
