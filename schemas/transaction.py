@@ -162,9 +162,10 @@ _CHECKED: set[tuple] = set()
 def check_canonical(lf: pl.LazyFrame, inputs: pl.Schema) -> pl.LazyFrame:
     """``canonical_schema`` applied to a transform's LazyFrame made from columns ``inputs``.
     pandera checks a LazyFrame's schema (names, types), not its values, and equal inputs give
-    equal types, so each distinct ``inputs`` is checked once per process."""
+    equal types, so each distinct ``inputs`` is checked once per process, on an empty frame of
+    the plan's schema (resolving the plan once, not once per column)."""
     key = tuple(inputs.items())
     if key not in _CHECKED:
-        canonical_schema().validate(lf)
+        canonical_schema().validate(pl.LazyFrame(schema=lf.collect_schema()))
         _CHECKED.add(key)
     return lf

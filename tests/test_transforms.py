@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from schemas.layouts import current_columns
@@ -68,3 +69,15 @@ def test_row_hash_changes_with_content_only():
     b = frame(award_id_piid=["A"], recipient_name=["X"]).pipe(T.with_row_hash).collect()["row_hash"][0]
     c = frame(award_id_piid=["A"], recipient_name=["Y"]).pipe(T.with_row_hash).collect()["row_hash"][0]
     assert a == b != c
+
+
+def test_canonical_types_are_checked_against_the_schema():
+    import pandera.errors
+
+    from schemas.transaction import check_canonical
+
+    typed = T.canonical(frame(award_id_piid=[]))
+    check_canonical(typed, pl.Schema({"test_inputs_ok": pl.String}))
+    wrong = typed.with_columns(pl.col("federal_action_obligation").cast(pl.String))
+    with pytest.raises(pandera.errors.SchemaError, match="federal_action_obligation"):
+        check_canonical(wrong, pl.Schema({"test_inputs_wrong": pl.String}))
