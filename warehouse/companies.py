@@ -225,7 +225,7 @@ _STEPS = [
     """
     CREATE OR REPLACE TEMP TABLE aw_names AS
     SELECT name, aw_normalise_name(name) AS normalised
-    FROM (SELECT recipient_name AS name FROM aw_rows UNION SELECT recipient_parent_name FROM aw_rows)
+    FROM (SELECT recipient_name AS name FROM transactions UNION SELECT recipient_parent_name FROM transactions)
     WHERE name IS NOT NULL
     """,
     # normalised name -> alias company: exact first, then the longest prefix, then the earlier CSV line
@@ -248,7 +248,7 @@ _STEPS = [
     """
     CREATE OR REPLACE TEMP TABLE aw_duns_uei AS
     SELECT recipient_duns AS duns, recipient_uei AS uei FROM (
-        SELECT recipient_duns, recipient_uei, count(*) AS n FROM aw_rows
+        SELECT recipient_duns, recipient_uei, count(*) AS n FROM transactions
         WHERE recipient_duns IS NOT NULL AND recipient_uei IS NOT NULL GROUP BY recipient_duns, recipient_uei)
     QUALIFY row_number() OVER (PARTITION BY recipient_duns ORDER BY n DESC, recipient_uei) = 1
     """,
@@ -263,7 +263,7 @@ _STEPS = [
            coalesce('UEI:' || t.recipient_uei, 'UEI:' || du.uei, 'DUNS:' || t.recipient_duns,
                     'NAME:' || nr.normalised, 'NONE:') AS recipient_key,
            coalesce(t.recipient_uei, du.uei) AS uei
-    FROM aw_rows t
+    FROM transactions t
     LEFT JOIN aw_names nr ON nr.name = t.recipient_name
     LEFT JOIN aw_names np ON np.name = t.recipient_parent_name
     LEFT JOIN aw_duns_uei du ON du.duns = t.recipient_duns
@@ -339,42 +339,19 @@ def _check_table(name: str | None) -> None:
         raise ValueError(f"not a table name: {name!r}")
 
 
-# the columns resolution reads from every transaction
-ROW_COLUMNS = (KEY, AWARD_KEY, "recipient_uei", "recipient_duns", "recipient_name", "recipient_parent_uei",
-               "recipient_parent_duns", "recipient_parent_name", "action_date", "last_modified_date",
-               "federal_action_obligation", "parent_company", "parent_company_method")
-
-
 def resolve(con: duckdb.DuckDBPyConnection, award_keys_table: str | None = None, *,
             aliases: Path = ALIASES_CSV, brands: Path = BRANDS_CSV) -> None:
     """(Re)computes ``recipients``, ``parent_company``/``parent_company_method`` of transactions
-    and awards, and ``brand_mentions``: ``resolve_rows``, then ``resolve_awards``.
+    and awards, and ``brand_mentions``.
 
-    Without ``award_keys_table`` every award is revisited. With it (a table with column
+    Without ``award_keys_table`` everything is rebuilt. With it (a table with column
     ``award_key``: the awards a load touched), awards and brand mentions are rebuilt for those
-    awards and for any award whose rows changed company. Runs in the caller's transaction if one is open."""
+    awards and for any award whose rows changed company. Parent companies are evaluated for every
+    row either way (set-based, only changed rows are written): a load that teaches the recipients
+    dimension something (a parent UEI, a DUNS linked to a UEI) also corrects older rows of that
+    recipient. The reference CSVs are reloaded first. Runs in the caller's transaction if one is open."""
     _check_table(award_keys_table)
-    resolve_rows(con, aliases=aliases, brands=brands)
-    resolve_awards(con, award_keys_table)
-
-
-def resolve_rows(con: duckdb.DuckDBPyConnection, incoming: str | None = None, *,
-                 aliases: Path = ALIASES_CSV, brands: Path = BRANDS_CSV) -> None:
-    """Rebuilds ``recipients`` and sets the parent company of every stored transaction whose
-    company changed; leaves ``aw_changed`` (k, award_key, company, method) for ``resolve_awards``.
-
-    Parent companies are evaluated for every row (set-based, only changed rows are written): a
-    load that teaches the recipients dimension something (a parent UEI, a DUNS linked to a UEI)
-    also corrects older rows of that recipient. ``incoming``, a query giving ``ROW_COLUMNS``
-    (company null), holds rows about to be written: they count as stored, in place of stored rows
-    of the same key, and ``aw_changed`` gives their company. A load thus writes new rows with their
-    company instead of updating them in its own transaction, which would make the commit rewrite
-    them. The reference CSVs are reloaded first."""
     load_reference(con, aliases, brands)
-    stored = f"SELECT {', '.join(ROW_COLUMNS)} FROM transactions"
-    rows = stored if incoming is None else (
-        f"SELECT * FROM ({stored}) WHERE {KEY} NOT IN (SELECT {KEY} FROM ({incoming})) UNION ALL {incoming}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW aw_rows AS {rows}")
     for step in _STEPS:
         con.execute(step)
     con.execute("DELETE FROM recipients")
@@ -414,19 +391,8 @@ def resolve_rows(con: duckdb.DuckDBPyConnection, incoming: str | None = None, *,
         f"""
         UPDATE transactions SET parent_company = c.company, parent_company_method = c.method
         FROM aw_changed c WHERE transactions.{KEY} = c.k
-          AND (transactions.parent_company IS DISTINCT FROM c.company
-               OR transactions.parent_company_method IS DISTINCT FROM c.method)
         """
     )
-    for table in ("aw_names", "aw_alias", "aw_tx", "aw_duns_uei", "aw_recipients", "aw_uei_company", "aw_duns_company"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-    con.execute("DROP VIEW IF EXISTS aw_rows")
-
-
-def resolve_awards(con: duckdb.DuckDBPyConnection, award_keys_table: str | None = None) -> None:
-    """After ``resolve_rows`` and the load's writes: the parent company of awards (all, or those in
-    ``award_keys_table`` and those whose rows changed company) and their brand mentions."""
-    _check_table(award_keys_table)
     if award_keys_table:
         con.execute(
             f"""
@@ -454,7 +420,8 @@ def resolve_awards(con: duckdb.DuckDBPyConnection, award_keys_table: str | None 
         """
     )
     _brand_mentions(con, "aw_scope" if award_keys_table else None)
-    for table in ("aw_changed", "aw_scope"):
+    for table in ("aw_names", "aw_alias", "aw_tx", "aw_duns_uei", "aw_recipients", "aw_uei_company",
+                  "aw_duns_company", "aw_changed", "aw_scope"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 

@@ -10,10 +10,8 @@ row against the warehouse by ``contract_transaction_unique_key``:
   older than the stored row: updated (a correction); older: unchanged (the
   warehouse already holds a newer version).
 
-Parent companies are resolved first, over the stored rows and the rows about to be
-written (``companies.resolve_rows``), so rows are written once, with their company. Only
-inserted and updated rows are written, then ``awards`` is rebuilt for the award keys they
-touch and for the awards whose rows changed company. Quarantine rows, the file's record in ``run_files`` and
+Only inserted and updated rows are written, then ``awards`` is rebuilt for the
+award keys they touch. Quarantine rows, the file's record in ``run_files`` and
 the run's counts commit in the same transaction, so a crash leaves the file
 either wholly loaded or not at all.
 """
@@ -60,7 +58,6 @@ def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, second
     lineage = [f.source, f.source_file, run_id, loaded_at]
     con.execute("BEGIN")
     try:
-        con.execute("CREATE OR REPLACE TEMP TABLE touched (award_key VARCHAR)")
         if f.staged:
             _plan(con, f.staged)
             by_action = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY action").fetchall())
@@ -68,19 +65,15 @@ def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, second
             counts.updated = by_action.get("update", 0)
             counts.unchanged = by_action.get("unchanged", 0)
             counts.duplicate = by_action.get("duplicate", 0)
-            if counts.inserted or counts.updated:
-                companies.resolve_rows(con, _incoming(f.staged))
-                _write(con, f.staged, lineage, counts, all_new=counts.inserted == sum(by_action.values()))
-                con.execute("INSERT INTO touched SELECT award_key FROM plan WHERE action IN ('insert', 'update') "
-                            "UNION SELECT award_key FROM aw_changed")
+            _write(con, f.staged, lineage, counts, all_new=counts.inserted == sum(by_action.values()))
+        con.execute("CREATE OR REPLACE TEMP TABLE touched (award_key VARCHAR)")
+        if counts.inserted or counts.updated:
+            con.execute("INSERT INTO touched SELECT DISTINCT award_key FROM plan WHERE action IN ('insert', 'update')")
         if f.deletions:
             counts.deleted = _delete(con, f, run_id, loaded_at)
-            if con.execute("SELECT count(*) FROM doomed WHERE applied").fetchone()[0]:
-                companies.resolve_rows(con)  # resolve again without the deleted rows
-                con.execute("INSERT INTO touched SELECT award_key FROM aw_changed")
         if con.execute("SELECT count(*) FROM touched").fetchone()[0]:
             refresh_awards(con, "touched")
-            companies.resolve_awards(con, "touched")
+            companies.resolve(con, "touched")
         if f.quarantined:
             counts.quarantined = _quarantine(con, f, run_id, loaded_at)
         con.execute(
@@ -124,22 +117,12 @@ def _plan(con: duckdb.DuckDBPyConnection, staged: list[Path]) -> None:
     )
 
 
-def _incoming(staged: list[Path]) -> str:
-    """The staged rows to insert or update, as ``companies.resolve_rows`` reads them."""
-    columns = ", ".join(f"s.{c}" for c in companies.ROW_COLUMNS if not c.startswith("parent_company"))
-    return (f"SELECT {columns}, NULL::VARCHAR AS parent_company, NULL::VARCHAR AS parent_company_method "
-            f"FROM read_parquet({_files(staged)}) s SEMI JOIN plan p "
-            f"ON p.k = s.{KEY} AND p.source_row = s.source_row AND p.action IN ('insert', 'update')")
-
-
 def _write(con: duckdb.DuckDBPyConnection, staged: list[Path], lineage: list, counts: Counts, *, all_new: bool) -> None:
-    """Inserts and updates the planned rows, with the parent company ``resolve_rows`` gave them."""
     source = f"read_parquet({_files(staged)})"
     with_lineage = (
         f"SELECT s.* EXCLUDE (source_row, lineage_file, lineage_row), ?::VARCHAR AS source, "
         f"coalesce(s.lineage_file, ?::VARCHAR) AS source_file, coalesce(s.lineage_row, s.source_row) AS source_row, "
-        f"?::VARCHAR AS run_id, ?::TIMESTAMP AS loaded_at, c.company AS parent_company, c.method AS parent_company_method "
-        f"FROM {source} s LEFT JOIN aw_changed c ON c.k = s.{KEY}"
+        f"?::VARCHAR AS run_id, ?::TIMESTAMP AS loaded_at FROM {source} s"
     )
     if counts.inserted:
         where = "" if all_new else f" SEMI JOIN plan p ON p.k = s.{KEY} AND p.source_row = s.source_row AND p.action = 'insert'"
@@ -212,7 +195,6 @@ LATEST = (
     "naics_description", "type_of_contract_pricing_code", "transaction_description",
     "prime_award_base_transaction_description", "modification_number AS latest_modification_number",
     "current_total_value_of_award", "potential_total_value_of_award", "period_of_performance_current_end_date",
-    "parent_company", "parent_company_method",
 )
 # Per award: the key of its latest transaction (action date, then last modified, then
 # modification number, then key) and the totals, all small aggregate states; then the latest
