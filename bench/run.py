@@ -504,6 +504,7 @@ def run(args: argparse.Namespace) -> dict:
             if code0.get(name) != now.get(name) and name not in changed:
                 changed[name] = after
                 say(f"warning: {name} changed during the benchmark (noticed after {after})")
+    keep = args.keep_work  # and on failure, for its logs
     try:
         say(f"input: {args.rows:,} rows, {args.layout} layout ...")
         big, meta, reused = input_file(out, args.rows, args.layout, args.seed)
@@ -570,8 +571,13 @@ def run(args: argparse.Namespace) -> dict:
                 except BenchError as exc:  # reported, not fatal: Prefect is not part of the pipeline's figures
                     prefect_errors.append(str(exc).split(" (log: ")[0])
                     say(f"warning: {prefect_errors[-1]}")
+    except BaseException:
+        if not keep:
+            say(f"kept {work} (logs of the failed measurement)")
+        keep = True
+        raise
     finally:
-        if not args.keep_work:
+        if not keep:
             shutil.rmtree(work, ignore_errors=True)
             try:
                 work.parent.rmdir()  # only when no other run's work is there
