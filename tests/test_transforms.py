@@ -77,6 +77,7 @@ def test_canonical_types_are_checked_against_the_schema():
     from schemas.transaction import check_canonical
 
     typed = T.canonical(frame(award_id_piid=[]))
+    # distinct input schemas, as the check runs once per input schema in a process
     check_canonical(typed, pl.Schema({"test_inputs_ok": pl.String}))
     wrong = typed.with_columns(pl.col("federal_action_obligation").cast(pl.String))
     with pytest.raises(pandera.errors.SchemaError, match="federal_action_obligation"):
