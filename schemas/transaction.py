@@ -106,9 +106,15 @@ def _rules_of(name: str, kind: str) -> list[Rule]:
 
 
 @cache
+def rules_by_column() -> dict[str, tuple[Rule, ...]]:
+    """The value rules of each column that has any, in text form."""
+    return {name: tuple(found) for name, kind in current_columns().items() if (found := _rules_of(name, kind))}
+
+
+@cache
 def rules() -> tuple[Rule, ...]:
     """Every value rule of a contract transaction in text form."""
-    return tuple(rule for name, kind in current_columns().items() for rule in _rules_of(name, kind))
+    return tuple(rule for found in rules_by_column().values() for rule in found)
 
 
 def passes_all() -> pl.Expr:
@@ -118,12 +124,10 @@ def passes_all() -> pl.Expr:
 
 def failing_columns(df: pl.DataFrame) -> list[str]:
     """The columns of ``df`` with at least one failed rule or missing required value."""
-    by_column: dict[str, list[pl.Expr]] = {}
-    for rule in rules():
-        by_column.setdefault(rule.column, []).append(~rule.expr())
-    for column in REQUIRED:
-        by_column.setdefault(column, []).append(pl.col(column).is_null())
-    flags = df.select(pl.any_horizontal(exprs).any().alias(c) for c, exprs in by_column.items()).row(0, named=True)
+    by_column = rules_by_column()
+    failed = {c: [*(~r.expr() for r in by_column.get(c, ())), *([pl.col(c).is_null()] if c in REQUIRED else [])]
+              for c in current_columns()}
+    flags = df.select(pl.any_horizontal(exprs).any().alias(c) for c, exprs in failed.items() if exprs).row(0, named=True)
     return [c for c in current_columns() if flags.get(c)]
 
 
@@ -131,11 +135,9 @@ def failing_columns(df: pl.DataFrame) -> list[str]:
 def text_schema(columns: tuple[str, ...] | None = None) -> pa.DataFrameSchema:
     """The rules as a pandera schema: validating with ``lazy=True`` names every failed check of every row.
     ``columns`` limits it to those columns (pandera's cost grows with the columns it checks)."""
-    by_column: dict[str, list[pa.Check]] = {}
-    for rule in rules():
-        by_column.setdefault(rule.column, []).append(rule.check())
+    by_column = rules_by_column()
     checked = {
-        name: pa.Column(pl.String, by_column.get(name, []), nullable=name not in REQUIRED)
+        name: pa.Column(pl.String, [r.check() for r in by_column.get(name, ())], nullable=name not in REQUIRED)
         for name in (columns or current_columns())
     }
     return pa.DataFrameSchema(checked, name="contract transaction (text)", strict=False)
