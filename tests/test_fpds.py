@@ -77,7 +77,8 @@ def test_a_window_over_the_cap_is_split(tmp_path):
     rows = records(15, DAY) + records(15, DAY + timedelta(days=1), prefix="70CMSD18F")
     with FakeFPDS(rows, cap=20) as api:
         feed = fpds.FpdsFeed(Http(base_url=api.url, backoff=0, attempts=1), api.url, cap=20)
-        pages, total = feed.window("CONTRACTING_AGENCY_ID:7012", DAY, DAY + timedelta(days=1), tmp_path / "l")
+        pages, total = feed.query("CONTRACTING_AGENCY_ID:7012", "AWARD", "Definitive Contract", DAY, DAY + timedelta(days=1),
+                                  tmp_path / "l")
     assert total == 30 and len(pages) == 4
 
 
@@ -117,8 +118,8 @@ def test_the_same_action_from_fpds_then_usaspending_is_one_row(tmp_path, sql):
 def test_real_sample_pages_load(tmp_path, sql):
     full = (SAMPLES / "fpds_pkg_full_response_gsa4740_page.xml").read_bytes()
     last = (SAMPLES / "fpds_pkg_truncated_response_gsa4740.xml").read_bytes()
-    with FakeFPDS(fixed_pages={0: full, 10: full, 20: last}) as api:
+    with FakeFPDS(fixed_pages={0: full, 10: full, 20: last}, fixed_for='AWARD_TYPE:"Definitive Contract"') as api:
         path = jobs.extract_fpds(settings(api, tmp_path), ["ICE"], window(), tmp_path / "landing")
     result = ingest([path], warehouse=tmp_path / "wh" / "awardwatch.duckdb", source="fpds", max_rejected_share=1)
-    assert result.counts.read == 21 * 2 - 21 + 21  # PUBLIC: 21 entries; DELETED (same fixed pages): 21 deletion records
+    assert result.counts.read == 21  # one query's 21 entries; the other 8 PUBLIC and 2 DELETED queries are empty
     assert result.counts.reconciled

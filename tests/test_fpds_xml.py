@@ -185,6 +185,8 @@ def test_gsa_full_page():
     assert first["recipient_name_raw"] == "MC ALLEN CITY OF"  # empty vendorHeader: vendor/contractorName
     assert first["recipient_state_code"] == "TX"
     assert first["recipient_state_name"] == "TEXAS"
+    assert first["prime_award_transaction_recipient_cd_original"] == "TX-15"  # congressionalDistrictCode 15
+    assert first["prime_award_transaction_place_of_performance_cd_original"] == "TX-15"
     assert first["recipient_duns"] is None  # no DUNS block in this feed
     assert first["corporate_entity_not_tax_exempt"] == "f"
     assert first["transaction_description"] == "FY13 WATER UTILITIES."
@@ -250,6 +252,9 @@ def test_broker_award_and_idv():
     assert call["for_profit_organization"] == "t"
     assert call["woman_owned_business"] == "f"
     assert call["last_modified_date"] == "2017-05-16 13:11:27"
+    assert call["prime_award_transaction_recipient_cd_original"] == "VA-08"
+    assert call["prime_award_transaction_place_of_performance_cd_original"] == "MD-04"
+    assert call["prime_award_transaction_recipient_cd_current"] is None  # USAspending's own derivation
 
     assert idv_row["award_or_idv_flag"] == "IDV"
     assert idv_row["contract_transaction_unique_key"] == "5000_-NONE-_000000000LC3162_0_-NONE-_-NONE-"
@@ -263,7 +268,12 @@ def test_broker_award_and_idv():
     assert idv_row["fpds_department_id"] == "5000"
     assert idv_row["fpds_last_modified"] is None and idv_row["last_modified_date"] is None
     assert idv_row["recipient_name_raw"] == "MEAD DATA CENTRAL"
-    assert idv_row["recipient_state_code"] == "DC"  # country code "0" (legacy junk) counts as US
+    # country code "0" is not in the broker's country_code_map (pull_fpds_data.py vendor_site_details_values):
+    # no state code, the state text as its name; so the district is the bare 2 digits
+    assert (idv_row["recipient_state_code"], idv_row["recipient_state_name"]) == (None, "DC")
+    assert idv_row["recipient_country_code"] == "0"
+    assert idv_row["prime_award_transaction_recipient_cd_original"] == "00"
+    assert idv_row["prime_award_transaction_place_of_performance_cd_original"] is None  # IDVs have no place
     assert idv_row["asian_pacific_american_owned_business"] == "t"
 
 

@@ -3,12 +3,17 @@
 For a ``LAST_MOD_DATE`` window and a contracting agency, the PUBLIC feed is read
 page by page (10 entries a page, ``start=``; the total comes from the ``last``
 link), pages fetched with bounded concurrency and landed on disk; the DELETED feed
-of the same window likewise. A window whose result would pass the feed's cap is
-split in halves. The landed pages become one CSV in the canonical layout (the
-same columns as USAspending files, keys formed the same way, so an action that
-arrives from FPDS and later from USAspending is one row), with per-row lineage
-(page URL, entry position), deletions flagged ``D`` as in archive delta files,
-and entries that could not be mapped flagged as problems; the file source loads it.
+of the same window likewise. Each feed is asked only for the records awardwatch
+loads, in the queries the broker forms (data-act-broker-backend
+``dataactcore/scripts/pipeline/pull_fpds_data.py``): PUBLIC once per
+``CONTRACT_TYPE`` and ``AWARD_TYPE`` (5 IDV types, 4 award types), DELETED once per
+``CONTRACT_TYPE``; other transactions are never asked for. A query whose result
+would pass the feed's cap is split in halves. The landed pages become one CSV in
+the canonical layout (the same columns as USAspending files, keys formed the same
+way, so an action that arrives from FPDS and later from USAspending is one row),
+with per-row lineage (page URL, entry position), deletions flagged ``D`` as in
+archive delta files, and entries that could not be mapped flagged as problems;
+the file source loads it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from flows.sources.fpds_xml import FeedPage, announced_total, build_query, page_url, parse_deleted_page, parse_page
+from flows.sources.fpds_xml import (AWARD_TYPES, FeedPage, announced_total, build_query, page_url, parse_deleted_page,
+                                    parse_page)
 from flows.sources.http import Http, shown
 from flows.sources.usaspending import AGENCIES, Agency
 from schemas.errors import InputError
@@ -57,6 +63,14 @@ def agency_term(agency: Agency) -> str:
     return f"DEPARTMENT_ID:{DEPARTMENTS[agency.code]}"
 
 
+def type_queries(feed: str) -> list[tuple[str, str | None]]:
+    """(contract type, award type) of each query of a feed, in the broker's order (pull_fpds_data.py main():
+    IDV before award; get_data names both, get_delete_data only the contract type)."""
+    if feed == "DELETED":
+        return [(kind, None) for kind in ("IDV", "AWARD")]
+    return [(kind, award_type) for kind in ("IDV", "AWARD") for award_type in AWARD_TYPES[kind]]
+
+
 @dataclass
 class FpdsFeed:
     http: Http
@@ -68,11 +82,24 @@ class FpdsFeed:
         return self.http.download(url, into / name, max_bytes=MAX_PAGE_BYTES, deadline=600)
 
     def window(self, term: str, start: date, end: date, into: Path, feed: str = "PUBLIC") -> tuple[list[Page], int]:
+        """Lands every page of every type query of one feed window (see ``type_queries``); returns the
+        pages and the total the feed announced."""
+        pages: list[Page] = []
+        announced = 0
+        for kind, award_type in type_queries(feed):
+            got, total = self.query(term, kind, award_type, start, end, into, feed)
+            pages += got
+            announced += total
+        return pages, announced
+
+    def query(self, term: str, kind: str, award_type: str | None, start: date, end: date, into: Path,
+              feed: str = "PUBLIC") -> tuple[list[Page], int]:
         """Lands every page of one query window (split while over the cap); returns the pages
         and the total the feed announced."""
-        query = build_query(last_mod_from=start, last_mod_to=end, extra=term)
+        query = build_query(last_mod_from=start, last_mod_to=end, extra=term, contract_type=kind, award_type=award_type)
         first_url = page_url(self.base_url, query, 0, feed=feed)
-        stem = f"{feed.lower()}_{start:%Y%m%d}_{end:%Y%m%d}"
+        slug = "_".join(filter(None, (kind, award_type))).lower().replace(" ", "-")
+        stem = f"{feed.lower()}_{slug}_{start:%Y%m%d}_{end:%Y%m%d}"
         first = Page(first_url, self._get(first_url, into, f"{stem}_{0:07d}.xml"), feed)
         head = self.parse(first)
         last_start = head.last_start or 0
@@ -80,8 +107,8 @@ class FpdsFeed:
             if start == end:
                 raise InputError(f"FPDS {feed} query {query!r} returns more than {self.cap:,} entries for one day; narrow it")
             middle = start + timedelta(days=(end - start).days // 2)
-            a, total_a = self.window(term, start, middle, into, feed)
-            b, total_b = self.window(term, middle + timedelta(days=1), end, into, feed)
+            a, total_a = self.query(term, kind, award_type, start, middle, into, feed)
+            b, total_b = self.query(term, kind, award_type, middle + timedelta(days=1), end, into, feed)
             return a + b, total_a + total_b
         starts = range(PAGE_SIZE, last_start + 1, PAGE_SIZE)
         urls = [page_url(self.base_url, query, n, feed=feed) for n in starts]

@@ -22,9 +22,19 @@ Mapping (``fpds_paths.csv`` beside this module, generated from the reference
   empty); ``recipient_name`` further to the UEI legal business name.
 * ``recipient_parent_name`` / ``_raw``: ``ultimateParentUEIName``, falling back to
   the legacy ``globalParentDUNSName``.
-* ``recipient_state_code`` / ``_name``: the reference's "if in US" rule is applied in
-  code: for a vendor country code of letters other than USA, no state code and the
-  state text as its name; no or unrecognisable country code (legacy ``0``) counts as US.
+* Locations follow the broker (data-act-broker-backend
+  ``dataactcore/scripts/pipeline/pull_fpds_data.py``: ``country_code_map``,
+  ``vendor_site_details_values``, ``calculate_legal_entity_fields``,
+  ``calculate_ppop_fields``): a vendor country code not in ``COUNTRY_CODE_MAP`` (foreign,
+  missing, or legacy junk such as ``0``) gives no state code and the state text as the
+  state name; a territory country code (PRI, GUM, VIR, ...) becomes country USA /
+  UNITED STATES with the territory as state (recipient and place of performance); a
+  state name missing for a US state code is filled from ``STATE_NAMES``. The place of
+  performance state is otherwise kept as written, whatever its country.
+* ``prime_award_transaction_*_cd_original``: ``vendorLocation/congressionalDistrictCode``
+  and ``placeOfPerformanceCongressionalDistrict`` in the form of today's USAspending
+  download (``STATE-CD``, or the bare 2-digit district when there is no state code);
+  ``_cd_current`` is USAspending's own derivation and stays None.
 
 Filled in code: ``award_or_idv_flag``; ``award_type_code`` / ``idv_type_code`` from a
 description when the feed writes one instead of the letter; the two unique keys
@@ -86,11 +96,47 @@ REQUIRED_KEY_PARTS = ("piid", "agency_id", "mod")
 DEPARTMENT_PATH = ("purchaserInformation/contractingOfficeAgencyID", "departmentID")
 LAST_MODIFIED_PATH = "transactionInformation/lastModifiedDate"
 
+# The record types awardwatch loads, as the broker asks for them (pull_fpds_data.py main(): award_types_idv,
+# award_types_award; the query writes CONTRACT_TYPE upper-cased and AWARD_TYPE as here).
+AWARD_TYPES = {
+    "IDV": ("GWAC", "BOA", "BPA", "FSS", "IDC"),
+    "AWARD": ("Delivery Order", "BPA Call", "Definitive Contract", "Purchase Order"),
+}
 # contractActionType descriptions -> codes, for feeds that write the label instead of the letter.
 AWARD_TYPE_CODES = {"BPA CALL": "A", "PURCHASE ORDER": "B", "DELIVERY ORDER": "C", "DEFINITIVE CONTRACT": "D"}
 IDV_TYPE_CODES = {"GWAC": "A", "IDC": "B", "FSS": "C", "BOA": "D", "BPA": "E"}
-US_COUNTRY_CODES = ("USA", "US")
-_FOREIGN_COUNTRY = re.compile(r"[A-Za-z]{2,3}")  # FPDS writes 3-letter codes; legacy junk like "0" is not a country
+# pull_fpds_data.py country_code_map: the country codes the broker treats as the US, and the state each becomes.
+# (load_country_codes.py's TERRITORY_LIST also has XNV, Navassa Island; the FPDS load does not map it.)
+COUNTRY_CODE_MAP = {
+    "USA": "US", "ASM": "AS", "GUM": "GU", "MNP": "MP", "PRI": "PR", "VIR": "VI", "FSM": "FM", "MHL": "MH",
+    "PLW": "PW", "XBK": "UM", "XHO": "UM", "XJV": "UM", "XJA": "UM", "XKR": "UM", "XPL": "UM", "XMW": "UM",
+    "XWK": "UM",
+}
+# State code -> upper-cased name, standing in for the broker's States table (create_lookups: upper(state_name));
+# that table is loaded from USAspending's reference state_list.csv, which is in neither repository. Names as
+# USAspending's usaspending_api/data/CensusStateData.csv spells them, plus UM (Census). FM, MH, PW are in no
+# such list: their name stays as FPDS wrote it.
+STATE_NAMES = {
+    "AL": "ALABAMA", "AK": "ALASKA", "AZ": "ARIZONA", "AR": "ARKANSAS", "CA": "CALIFORNIA", "CO": "COLORADO",
+    "CT": "CONNECTICUT", "DE": "DELAWARE", "DC": "DISTRICT OF COLUMBIA", "FL": "FLORIDA", "GA": "GEORGIA",
+    "HI": "HAWAII", "ID": "IDAHO", "IL": "ILLINOIS", "IN": "INDIANA", "IA": "IOWA", "KS": "KANSAS",
+    "KY": "KENTUCKY", "LA": "LOUISIANA", "ME": "MAINE", "MD": "MARYLAND", "MA": "MASSACHUSETTS",
+    "MI": "MICHIGAN", "MN": "MINNESOTA", "MS": "MISSISSIPPI", "MO": "MISSOURI", "MT": "MONTANA",
+    "NE": "NEBRASKA", "NV": "NEVADA", "NH": "NEW HAMPSHIRE", "NJ": "NEW JERSEY", "NM": "NEW MEXICO",
+    "NY": "NEW YORK", "NC": "NORTH CAROLINA", "ND": "NORTH DAKOTA", "OH": "OHIO", "OK": "OKLAHOMA",
+    "OR": "OREGON", "PA": "PENNSYLVANIA", "RI": "RHODE ISLAND", "SC": "SOUTH CAROLINA", "SD": "SOUTH DAKOTA",
+    "TN": "TENNESSEE", "TX": "TEXAS", "UT": "UTAH", "VT": "VERMONT", "VA": "VIRGINIA", "WA": "WASHINGTON",
+    "WV": "WEST VIRGINIA", "WI": "WISCONSIN", "WY": "WYOMING", "AS": "AMERICAN SAMOA", "GU": "GUAM",
+    "MP": "NORTHERN MARIANA ISLANDS", "PR": "PUERTO RICO", "VI": "U.S. VIRGIN ISLANDS",
+    "UM": "U.S. MINOR OUTLYING ISLANDS",
+}
+# usaspending-api search/delta_models/dataframes/abstract_search.py extract_numbers_as_string (Java regex, ASCII \d)
+_DISTRICT = re.compile(r"[A-Z]*([0-9]+)(?:.[0-9]+)?")
+RECIPIENT = ("recipient_country_code", "recipient_country_name", "recipient_state_code", "recipient_state_name",
+             "prime_award_transaction_recipient_cd_original")
+PLACE = ("primary_place_of_performance_country_code", "primary_place_of_performance_country_name",
+         "primary_place_of_performance_state_code", "primary_place_of_performance_state_name",
+         "prime_award_transaction_place_of_performance_cd_original")
 
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}:\d{2})(?:\.\d+)?)?")
 _HTML = re.compile(rb"\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>/]", re.I | re.S)
@@ -219,6 +265,31 @@ def _type_code(row: dict[str, str | None], code_col: str, label_col: str, codes:
             return
 
 
+def _us_location(row: dict[str, str | None], country: str, country_name: str, state: str, state_name: str,
+                 district: str) -> None:
+    """calculate_legal_entity_fields / calculate_ppop_fields (pull_fpds_data.py): a territory country code becomes
+    USA with the territory as state; a US state code gets its name when FPDS wrote none. Then the district in
+    the download's form (usaspending-api download_annotation_functions.py congressional_district_display_name)."""
+    if row[country] in COUNTRY_CODE_MAP:
+        if row[country] != "USA":
+            row[state] = COUNTRY_CODE_MAP[row[country]]
+            row[state_name] = STATE_NAMES.get(row[state], row[state_name])
+            row[country], row[country_name] = "USA", "UNITED STATES"
+        if row[state] and not row[state_name] and row[state] in STATE_NAMES:
+            row[state_name] = STATE_NAMES[row[state]]
+    row[district] = _district(row[state], row[district])
+
+
+def _district(state: str | None, code: str | None) -> str | None:
+    """A congressional district as today's download writes it: ``STATE-CD``, or the bare 2-digit district
+    when there is no state code; None when the code has no digits."""
+    m = _DISTRICT.fullmatch(code or "")
+    if m is None or int(m.group(1)) > 32767:  # cast(ShortType): out of range -> null
+        return None
+    digits = str(int(m.group(1))).rjust(2, "0")[:2]  # lpad(.., 2, "0") also cuts to 2
+    return f"{state}-{digits}" if state else digits
+
+
 def _fiscal_year(action_date: str | None) -> str | None:
     try:
         day = date.fromisoformat(action_date or "")
@@ -243,10 +314,11 @@ def _row(record: ET.Element, kind: str, position: int) -> dict[str, str | None] 
             value = CONVERT[kinds[column]](value)
         row[column] = value
 
-    country = row["recipient_country_code"]
-    if country is not None and _FOREIGN_COUNTRY.fullmatch(country) and country.upper() not in US_COUNTRY_CODES:
+    if row["recipient_country_code"] not in COUNTRY_CODE_MAP:  # vendor_site_details_values: not a US state
         row["recipient_state_name"] = row["recipient_state_code"]
         row["recipient_state_code"] = None
+    for columns in (RECIPIENT, PLACE):
+        _us_location(row, *columns)
 
     agency, piid, mod = parts["agency_id"], parts["piid"], parts["mod"]
     if kind == AWARD:
@@ -393,10 +465,13 @@ def build_query(
     last_mod_to: date,
     contracting_agency: str | None = None,
     contract_type: str | None = None,
+    award_type: str | None = None,
     extra: str = "",
 ) -> str:
     """An FPDS ``q=`` value, e.g. ``LAST_MOD_DATE:[2018/01/01,2018/01/31] CONTRACTING_AGENCY_ID:7012
-    CONTRACT_TYPE:"AWARD"``; ``extra`` terms are appended as written."""
+    CONTRACT_TYPE:"AWARD" AWARD_TYPE:"Delivery Order"``; ``extra`` terms are appended as written.
+    Type terms are written as the broker writes them (pull_fpds_data.py ``get_data``, ``get_delete_data``);
+    ``award_type`` is one of ``AWARD_TYPES[contract_type]`` and needs ``contract_type``."""
     if last_mod_from > last_mod_to:
         raise ValueError(f"last_mod_from {last_mod_from} is after last_mod_to {last_mod_to}")
     terms = [f"LAST_MOD_DATE:[{last_mod_from:%Y/%m/%d},{last_mod_to:%Y/%m/%d}]"]
@@ -410,6 +485,12 @@ def build_query(
         if kind not in ("AWARD", "IDV"):
             raise ValueError(f"contract type must be AWARD or IDV, got {contract_type!r}")
         terms.append(f'CONTRACT_TYPE:"{kind}"')
+        if award_type is not None:
+            if award_type not in AWARD_TYPES[kind]:
+                raise ValueError(f"award type for {kind} must be one of {', '.join(AWARD_TYPES[kind])}, got {award_type!r}")
+            terms.append(f'AWARD_TYPE:"{award_type}"')
+    elif award_type is not None:
+        raise ValueError("an award type needs a contract type")
     if extra.strip():
         terms.append(_one_line(extra))
     return " ".join(terms)
