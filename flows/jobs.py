@@ -69,6 +69,44 @@ def extract_usaspending(s: Settings, agencies: list[str] | None, window: Window,
         http.close()
 
 
+def previous_window(s: Settings, source: str, scope: str, window: Window, date_type: str) -> tuple[str, str, int] | None:
+    """The window loaded before this one for the same source and scope, as the warehouse records it:
+    (its dates, its run, rows read). By action date (backfill chunks): the done chunk ending latest
+    before this window starts, of any backfill. By last-modified date (nightly): the latest
+    succeeded nightly run of the scope."""
+    con = db.connect(s.warehouse, threads=s.threads, wait=s.lock_wait)
+    try:
+        if date_type == "action_date":
+            found = con.execute(
+                "SELECT chunk_start || '..' || chunk_end, run_id, rows_read FROM backfill_chunks WHERE source = ? AND scope = ? "
+                "AND status = 'done' AND chunk_end < ? ORDER BY chunk_end DESC, finished_at DESC LIMIT 1",
+                [source, scope, window.start]).fetchone()
+        else:
+            found = con.execute(
+                "SELECT coalesce(json_extract_string(parameters, '$.windows[-1]'), ''), run_id, rows_read FROM runs "
+                "WHERE status = 'succeeded' AND command = 'run' AND json_extract_string(parameters, '$.source') = ? "
+                "AND json_extract_string(parameters, '$.scope') = ? ORDER BY started_at DESC LIMIT 1",
+                [source, scope]).fetchone()
+    finally:
+        con.close()
+    return tuple(found) if found else None
+
+
+def check_not_empty(s: Settings, scope: str, window: Window, path: Path, date_type: str) -> None:
+    """A bulk download of named agencies with no row, where the previous window of the same scope had
+    rows, is an error (agency names are exact-match filters: a name that stopped matching gives 0 rows,
+    not an error): nothing is loaded, the chunk is not done, the watermark does not move."""
+    if usaspending.has_rows(path):
+        return
+    before = previous_window(s, "usaspending", scope, window, date_type)
+    if before and before[2] > 0:
+        raise usaspending.EmptyDownload(
+            f"USAspending download {path.name} for {scope} {window} holds 0 rows, but the previous window "
+            f"{before[0] or '(nightly)'} (run {before[1]}) had {before[2]:,}; an agency name that no longer matches "
+            "exactly gives 0 rows: check the names in flows/sources/usaspending.py AGENCIES against the broker's "
+            "agency_codes.csv; nothing was loaded")
+
+
 def archive_scope(toptier: str) -> str:
     return f"archive:{toptier}"
 

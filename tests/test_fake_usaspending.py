@@ -94,11 +94,15 @@ def api(fake_factory) -> FakeUSAspending:
 
 
 def run_job(client: httpx.Client, body: dict) -> tuple[dict, dict]:
-    """Request a download and poll it to its end; returns (request reply, last status)."""
+    """Request a download and poll it to its end (a new job's first poll answers 404); returns
+    (request reply, last status)."""
     started = client.post(AWARDS, json=body)
     assert started.status_code == 200, started.text
     for _ in range(20):
-        status = client.get(started.json()["status_url"]).json()
+        reply = client.get(started.json()["status_url"])
+        if reply.status_code == 404:
+            continue
+        status = reply.json()
         if status["status"] in ("finished", "failed"):
             return started.json(), status
     raise AssertionError("job never ended")
@@ -172,8 +176,9 @@ def test_request_reply_matches_the_sample_shape(api):
 
 
 def test_file_names_are_unique_and_carry_the_toptier_code(api):
-    body = bulk_body(agencies=[{"type": "awarding", "tier": "toptier", "name": DHS}])
-    names = {httpx.post(api.url + AWARDS, json=body).json()["file_name"] for _ in range(5)}
+    # different requests: identical ones return the cached job (tests/test_upstream_usaspending.py)
+    bodies = [bulk_body(end=f"2018-09-{d}", agencies=[{"type": "awarding", "tier": "toptier", "name": DHS}]) for d in range(20, 25)]
+    names = {httpx.post(api.url + AWARDS, json=body).json()["file_name"] for body in bodies}
     assert len(names) == 5
     assert all(n.startswith("070_PrimeTransactions_") for n in names)
 
@@ -186,6 +191,7 @@ def test_job_walks_ready_running_queued_running_finished(fake_factory):
     with httpx.Client(base_url=api.url) as client:
         started = client.post(AWARDS, json=bulk_body()).json()
         name = started["file_name"]
+        assert client.get(STATUS, params={"file_name": name}).status_code == 404  # the replica lags
         seen = []
         for _ in range(5):
             status = client.get(STATUS, params={"file_name": name}).json()
@@ -268,6 +274,7 @@ def test_rows_are_read_when_the_job_runs(fake_factory):
     with httpx.Client(base_url=api.url) as client:
         started = client.post(AWARDS, json=bulk_body()).json()
         api.transactions.append(row("LATE1"))
+        assert client.get(started["status_url"]).status_code == 404
         assert client.get(started["status_url"]).json()["status"] == "ready"
         assert client.get(started["status_url"]).json()["total_rows"] == 1
 
@@ -290,7 +297,7 @@ def test_not_found_and_missing_parameters(api):
     with httpx.Client(base_url=api.url) as client:
         missing = client.get(STATUS, params={"file_name": "nope.zip"})
         assert missing.status_code == 404
-        assert missing.json()["detail"] == "Download job with filename nope.zip does not exist"
+        assert missing.json()["detail"] == "Download job with filename nope.zip does not exist."
         assert client.get(STATUS).status_code == 400
         assert client.get("/generated_downloads/nope.zip").status_code == 404
         assert client.get("/award_data_archive/nope.zip").status_code == 404
@@ -326,6 +333,7 @@ def test_list_monthly_files_and_archive(api):
         monthly(562, "DHS", "070", 2019),
         monthly(562, "DHS", "070", None),
         monthly(17, "DOJ", "015", 2018),
+        monthly(0, "All", "All", 2018),
     ]
     full = write_archive_zip([row("ICE1")])
     delta = write_archive_zip(
@@ -344,21 +352,19 @@ def test_list_monthly_files_and_archive(api):
         assert reply.status_code == 200, reply.text
         return [m["file_name"] for m in reply.json()["monthly_files"]]
 
-    assert names({"agency": 562, "fiscal_year": 2018, "type": "contracts"}) == [
+    # the agency is its toptier_agency_id (list_agencies), DHS 63 here; 562 is its references agency_id
+    assert names({"agency": 63, "fiscal_year": 2018, "type": "contracts"}) == [
         "FY2018_070_Contracts_Full_20240708.zip",
         "FY(All)_070_Contracts_Delta_20240708.zip",
     ]
-    assert names({"agency": "all", "fiscal_year": 2018, "type": "contracts"}) == [
-        "FY2018_070_Contracts_Full_20240708.zip",
-        "FY(All)_070_Contracts_Delta_20240708.zip",
-        "FY2018_015_Contracts_Full_20240708.zip",
-    ]
-    assert names({"agency": 17, "fiscal_year": 2020, "type": "contracts"}) == []
+    # "all" lists the files named for all agencies (list_monthly_downloads.py: toptier_code "All")
+    assert names({"agency": "all", "fiscal_year": 2018, "type": "contracts"}) == ["FY2018_All_Contracts_Full_20240708.zip"]
+    assert names({"agency": 20, "fiscal_year": 2020, "type": "contracts"}) == []
     bad_bodies = [
-        {"agency": 562, "type": "contracts"},  # no fiscal_year
-        {"agency": "562", "fiscal_year": 2018, "type": "contracts"},  # agency id as a string
-        {"agency": 562, "fiscal_year": 2018, "type": "grants"},
-        {"agency": 999, "fiscal_year": 2018, "type": "contracts"},  # unknown agency
+        {"agency": 63, "type": "contracts"},  # no fiscal_year
+        {"agency": "63", "fiscal_year": 2018, "type": "contracts"},  # agency id as a string
+        {"agency": 63, "fiscal_year": 2018, "type": "grants"},
+        {"agency": 562, "fiscal_year": 2018, "type": "contracts"},  # the references agency_id: not a toptier_agency_id
     ]
     for bad in bad_bodies:
         assert httpx.post(url, json=bad).status_code == 400
@@ -383,7 +389,7 @@ def test_fail_next_with_retry_after_then_success(api):
         assert limited.status_code == 429 and limited.headers["retry-after"] == "3"
         assert limited.json() == {"detail": "injected"}
         started = client.post(AWARDS, json=bulk_body()).json()
-        assert [client.get(started["status_url"]).status_code for _ in range(3)] == [500, 500, 200]
+        assert [client.get(started["status_url"]).status_code for _ in range(4)] == [500, 500, 404, 200]
 
 
 def test_fail_next_custom_body_and_prefix_only(api):

@@ -142,15 +142,19 @@ def _write(con: duckdb.DuckDBPyConnection, staged: list[Path], lineage: list, co
 
 
 def _delete(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) -> int:
-    """Applies deletion records: a stored row goes unless it is newer than the deletion.
-    Every record is logged in ``deletions`` (once: re-reading the same file adds nothing)."""
+    """Applies deletion records: a stored row goes only if the deletion is newer than it (the broker's
+    ``get_delete_data`` in dataactcore/scripts/pipeline/pull_fpds_data.py: ``last_modified > existing.last_modified``);
+    equal dates keep the row. A date-only deletion (Award Data Archive Delta files) counts as midnight,
+    which is the same as comparing days: it removes rows last modified before that day, not on it.
+    A deletion or stored row without a date: the row goes. Every record is logged in ``deletions``
+    (once: re-reading the same file adds nothing)."""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE doomed AS
         SELECT d.{KEY} AS k, coalesce(d.lineage_row, d.source_row) AS source_row, d.lineage_file,
                d.last_modified_date AS lmd, t.{AWARD_KEY} AS award_key,
                coalesce(t.{KEY} IS NOT NULL AND (d.last_modified_date IS NULL OR t.last_modified_date IS NULL
-                        OR d.last_modified_date >= t.last_modified_date), false) AS applied
+                        OR d.last_modified_date > t.last_modified_date), false) AS applied
         FROM read_parquet({_files(f.deletions)}) d LEFT JOIN transactions t ON t.{KEY} = d.{KEY}
         """
     )

@@ -1,10 +1,14 @@
 """USAspending Award Data Archive: monthly Full (per agency and fiscal year) and Delta files.
 
-Listing: POST ``/api/v2/bulk_download/list_monthly_files/`` with the toptier
-agency's internal id (from ``/api/v2/references/toptier_agencies/``). File names
-carry their generation date: ``FY2018_070_Contracts_Full_20240708.zip``,
+Listing: POST ``/api/v2/bulk_download/list_monthly_files/`` with the department's
+``toptier_agency_id``: upstream looks it up with ``ToptierAgency.objects.filter(toptier_agency_id=...)``
+(usaspending_api/download/v2/list_monthly_downloads.py), and that id is what
+``POST /api/v2/bulk_download/list_agencies/`` answers (api_contracts/contracts/v2/bulk_download/list_agencies.md,
+download/v2/download_list_agencies.py), not the ``agency_id`` of ``/api/v2/references/toptier_agencies/``
+(the id of another table). A listed file whose name carries another agency code is refused.
+File names carry their generation date: ``FY2018_070_Contracts_Full_20240708.zip``,
 ``FY(All)_070_Contracts_Delta_20240708.zip``. Delta files start with
-``correction_delete_ind`` (blank new, C correction, D deletion) and ``agency_id``;
+``correction_delete_ind`` (blank new or modified, C correction, D deletion) and ``agency_id``;
 the file source applies them.
 """
 
@@ -28,6 +32,7 @@ class ArchiveFile:
     kind: str  # Full | Delta
     fiscal_year: int | None
     generated: date
+    agency: str = ""  # the toptier code in the name (``All`` for all agencies)
 
 
 def parse_name(name: str, url: str) -> ArchiveFile | None:
@@ -35,24 +40,34 @@ def parse_name(name: str, url: str) -> ArchiveFile | None:
     if not m:
         return None
     fy = None if m["fy"] == "(All)" else int(m["fy"])
-    return ArchiveFile(name, url, m["kind"], fy, datetime.strptime(m["stamp"], "%Y%m%d").date())
+    return ArchiveFile(name, url, m["kind"], fy, datetime.strptime(m["stamp"], "%Y%m%d").date(), m["agency"])
 
 
-def agency_id(http: Http, toptier_code: str) -> int:
-    """USAspending's internal id of a toptier agency (what list_monthly_files wants)."""
-    for agency in http.json("GET", "/api/v2/references/toptier_agencies/").get("results", []):
-        if agency.get("toptier_code") == toptier_code:
-            return agency["agency_id"]
-    raise InputError(f"USAspending lists no toptier agency with code {toptier_code!r}")
+def toptier_agency_id(http: Http, toptier_code: str) -> int:
+    """The ``toptier_agency_id`` of a department, from ``list_agencies`` (``award_agencies``:
+    ``{"agencies": {"cfo_agencies": [...], "other_agencies": [...]}, "sub_agencies": []}``)."""
+    answer = http.json("POST", "/api/v2/bulk_download/list_agencies/", json={"type": "award_agencies"})
+    groups = answer.get("agencies") if isinstance(answer, dict) else None
+    if not isinstance(groups, dict):
+        raise HttpError(f"USAspending list_agencies answered without agencies: {str(answer)[:200]}")
+    for agency in [*(groups.get("cfo_agencies") or []), *(groups.get("other_agencies") or [])]:
+        if isinstance(agency, dict) and agency.get("toptier_code") == toptier_code and agency.get("toptier_agency_id") is not None:
+            return agency["toptier_agency_id"]
+    raise InputError(f"USAspending list_agencies (award_agencies) names no toptier agency with code {toptier_code!r}")
 
 
 def listing(http: Http, toptier_code: str, fiscal_year: int) -> list[ArchiveFile]:
-    body = {"agency": agency_id(http, toptier_code), "fiscal_year": fiscal_year, "type": "contracts"}
+    """The Full files of a fiscal year and the Delta files of a department, oldest first."""
+    agency = toptier_agency_id(http, toptier_code)
+    body = {"agency": agency, "fiscal_year": fiscal_year, "type": "contracts"}
     entries = http.json("POST", "/api/v2/bulk_download/list_monthly_files/", json=body).get("monthly_files")
     if entries is None:
         raise HttpError("USAspending list_monthly_files answered without monthly_files")
-    found = [parse_name(e.get("file_name", ""), e.get("url", "")) for e in entries]
-    return sorted((f for f in found if f), key=lambda f: (f.generated, f.name))
+    found = [f for f in (parse_name(e.get("file_name", ""), e.get("url", "")) for e in entries) if f]
+    if wrong := [f.name for f in found if f.agency != toptier_code]:
+        raise InputError(f"USAspending list_monthly_files for agency {toptier_code} (toptier_agency_id {agency}) listed "
+                         f"{', '.join(wrong[:3])}, not files of agency {toptier_code}; refusing them (is the agency id right?)")
+    return sorted(found, key=lambda f: (f.generated, f.name))
 
 
 def full_file(files: list[ArchiveFile], fiscal_year: int) -> ArchiveFile | None:

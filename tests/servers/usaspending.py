@@ -2,7 +2,23 @@
 
 Follows /work/shared/reference/award-sources.md section 1: bulk award downloads
 (request -> poll status -> fetch ZIP), the Award Data Archive listing and files,
-and the toptier agency list. Stdlib only; binds 127.0.0.1 on an ephemeral port.
+and the agency lists. Stdlib only; binds 127.0.0.1 on an ephemeral port.
+
+Upstream facts it reproduces (fedspendingtransparency/usaspending-api):
+
+- an identical request (same normalised download_request, no data loaded since) returns the cached,
+  not failed, job (download/v2/base_download_viewset.py ``_get_cached_download``); ``data_loaded()``
+  (or any change in the number of ``transactions``) clears the cache, as a new load date does upstream;
+- the status view reads a replica (download/v2/download_status.py): the first ``lagging_polls``
+  polls of a new job answer 404 "Download job with filename ... does not exist.";
+- a finished status carries ``total_rows`` (api_contracts/contracts/v2/bulk_download/status.md);
+- ``last_modified_date`` is a timestamp filtered ``>= start 00:00`` and ``<= end 00:00``, so the end
+  day is excluded; ``action_date`` is a date, both ends inclusive (awards/v2/filters/filter_helpers.py);
+- ``list_agencies`` answers ``toptier_agency_id`` (download/v2/download_list_agencies.py), the id that
+  ``list_monthly_files`` takes (download/v2/list_monthly_downloads.py), which lists the Full files named
+  ``FY{fy}_{code}_Contracts_Full_*.zip`` and the Delta files ``FY(All)_{code}_Contracts_Delta_*.zip``;
+- deletion rows of Delta files carry a date-only ``last_modified_date`` and are appended at the end
+  (download/management/commands/populate_monthly_delta_files.py ``organize_deletion_columns``): ``deletion_row``.
 
     with FakeUSAspending([row(...), ...], polls_until_finished=3) as api:
         client = Client(base_url=api.url)
@@ -40,10 +56,15 @@ DATE_TYPES = ("action_date", "last_modified_date")
 MAX_RANGE_DAYS = 366  # real check: (end - start).days > 366 -> 400
 DELTA_COLUMNS = ("correction_delete_ind", "agency_id")
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# download/lookups.py CFO_CGACS (the order list_agencies shows the CFO agencies in), first ones
+CFO_ORDER = ("012", "013", "097", "091", "089", "075", "070", "086", "015", "1601", "019", "014", "020", "069", "036")
 
+# agency_id: the id /references/toptier_agencies/ answers (of the Agency table); toptier_agency_id: the
+# ToptierAgency id of list_agencies and list_monthly_files. Both made up here, and deliberately different.
 TOPTIER_AGENCIES = [
     {
         "agency_id": 562,
+        "toptier_agency_id": 63,
         "toptier_code": "070",
         "abbreviation": "DHS",
         "agency_name": "Department of Homeland Security",
@@ -51,6 +72,7 @@ TOPTIER_AGENCIES = [
     },
     {
         "agency_id": 17,
+        "toptier_agency_id": 20,
         "toptier_code": "015",
         "abbreviation": "DOJ",
         "agency_name": "Department of Justice",
@@ -79,6 +101,16 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             zf.writestr(name, data)
     return buf.getvalue()
+
+
+def deletion_row(key: str, day: str) -> dict[str, str]:
+    """A Delta file's deletion record as upstream writes it: ``D``, the key split into its parts
+    (``-NONE-`` parts blank), the whole key, and the date-only ``last_modified_date`` of the
+    deletion journal file; every other column blank (populate_monthly_delta_files.py)."""
+    key = key.upper()
+    parts = ["" if p == "-NONE-" else p for p in key.split("_")]
+    names = ("agency_id", "parent_award_agency_id", "award_id_piid", "modification_number", "parent_award_id_piid", "transaction_number")
+    return {"correction_delete_ind": "D", **dict(zip(names, parts)), "contract_transaction_unique_key": key, "last_modified_date": day}
 
 
 def write_archive_zip(
@@ -221,11 +253,21 @@ def _type_matches(row: dict, codes: list[str]) -> bool:
     return False
 
 
+def _in_range(value: str, start: str, end: str, date_type: str) -> bool:
+    """action_date: a date, both ends inclusive. last_modified_date: a timestamp compared with the
+    dates as midnight, ``start 00:00 <= value <= end 00:00`` (filter_helpers.py): the end day is out."""
+    if date_type != "last_modified_date":
+        return start <= value[:10] <= end
+    stamp = value[:19] if len(value) > 10 else f"{value[:10]} 00:00:00"
+    return f"{start} 00:00:00" <= stamp <= f"{end} 00:00:00"
+
+
 def row_matches(row: dict, filters: dict) -> bool:
-    """Date range (inclusive, on the first 10 characters), agency names, award type."""
-    day = str(row.get(filters["date_type"]) or "")[:10]
+    """Date range (as upstream applies it to the date type), agency names, award type."""
+    value = str(row.get(filters["date_type"]) or "")
     return (
-        filters["start"] <= day <= filters["end"]
+        bool(value)
+        and _in_range(value, filters["start"], filters["end"], filters["date_type"])
         and _agency_matches(row, filters["agencies"])
         and _type_matches(row, filters["types"])
     )
@@ -245,6 +287,9 @@ class Job:
     data: bytes | None = None  # the ZIP, once finished
     total_rows: int | None = None
     elapsed: float | None = None
+    hidden: int = 0  # status polls still to answer 404 (the replica has not seen the job yet)
+    cache_key: str = ""
+    download_request: dict = field(default_factory=dict)
 
 
 # Shown on polls 1, 2, 3 ... while a job runs; "queued" is an unlisted state clients must treat as running.
@@ -279,6 +324,7 @@ ROUTES = {
     ("GET", "/api/v2/download/status"): "_download_status",
     ("GET", "/api/v2/bulk_download/status"): "_download_status",
     ("POST", "/api/v2/bulk_download/list_monthly_files"): "_list_monthly_files",
+    ("POST", "/api/v2/bulk_download/list_agencies"): "_list_agencies",
     ("GET", "/api/v2/references/toptier_agencies"): "_toptier_agencies",
 }
 # (method, path prefix) -> handler method name, called with the rest of the path
@@ -292,9 +338,12 @@ class FakeUSAspending:
     """The fake API; a context manager serving on ``url`` = http://127.0.0.1:<ephemeral port>.
 
     Tests may change ``transactions``, ``archive_files``, ``monthly_files`` and ``toptier_agencies``
-    between requests; rows are picked when a job ends. A job answers ``polls_until_finished`` status
-    polls with ready, running, queued, running... (0: finished at once), then finished (or failed).
-    ``rows_per_part`` is where the served CSVs are split (USAspending: 1,000,000).
+    between requests; rows are picked when a job ends. A new job answers its first ``lagging_polls``
+    status polls with 404, then ``polls_until_finished`` polls with ready, running, queued, running...
+    (0: finished at once), then finished (or failed). ``rows_per_part`` is where the served CSVs are
+    split (USAspending: 1,000,000). ``monthly_files`` are the archive bucket's objects (``file_name``,
+    optional ``url``); one with ``listed_for: <toptier_agency_id>`` is listed for that id whatever its
+    name (a planted wrong listing). ``misreport_rows`` is added to the next finished job's total_rows.
     """
 
     def __init__(
@@ -303,12 +352,18 @@ class FakeUSAspending:
         *,
         columns: list[str] | None = None,
         polls_until_finished: int = 2,
+        lagging_polls: int = 1,
         rows_per_part: int = 1_000_000,
+        search_plants: list | None = None,  # usaspending_search.Plant: differences planted in the search answers
     ):
         self.transactions: list[dict] = list(transactions or [])
         self.columns: list[str] = list(columns or current_columns())
         self.polls_until_finished = polls_until_finished
+        self.lagging_polls = lagging_polls
+        self.misreport_rows = 0
+        self._loads = 0
         self.rows_per_part = rows_per_part
+        self.search_plants: list = list(search_plants or [])
         self.archive_files: dict[str, bytes] = {}
         self.monthly_files: list[dict] = []
         self.toptier_agencies: list[dict] = [dict(a) for a in TOPTIER_AGENCIES]
@@ -370,6 +425,11 @@ class FakeUSAspending:
         with self._lock:
             self._job_failures.append(message)
 
+    def data_loaded(self) -> None:
+        """A new upstream data load: identical requests no longer return the cached jobs."""
+        with self._lock:
+            self._loads += 1
+
     def archive_url(self, file_name: str) -> str:
         """Where `archive_files[file_name]` is served."""
         return f"{self.url}/award_data_archive/{file_name}"
@@ -414,6 +474,10 @@ class FakeUSAspending:
             return error(500, f"{type(exc).__name__}: {exc}")
 
     def _route(self, req: Request) -> Reply:
+        from tests.servers import usaspending_search  # the search endpoints (reconciliation)
+
+        if req.method == "POST" and (found := usaspending_search.answer(req.path, self.transactions, req.body, self.search_plants)):
+            return json_reply(200, found)
         name = ROUTES.get((req.method, req.path.rstrip("/")))
         if name:
             return getattr(self, name)(req)
@@ -426,16 +490,22 @@ class FakeUSAspending:
 
     def _bulk_download_awards(self, req: Request) -> Reply:
         filters, download_request = validate_bulk_request(req.body)
+        key = json.dumps([download_request, self._loads, len(self.transactions)], sort_keys=True)
         with self._lock:
-            name = self._new_job_name(filters["agencies"])
-            self._jobs[name] = Job(name, filters)
+            cached = [j for j in self._jobs.values() if j.cache_key == key and j.status != "failed"]
+            if cached:  # base_download_viewset.py: the newest job of an identical request, unless failed
+                job = cached[-1]
+            else:
+                name = self._new_job_name(filters["agencies"])
+                job = self._jobs[name] = Job(name, filters, hidden=self.lagging_polls, cache_key=key,
+                                             download_request=download_request)
         return json_reply(
             200,
             {
-                "status_url": f"{self.url}/api/v2/download/status?file_name={name}",
-                "file_name": name,
-                "file_url": f"{self.url}/generated_downloads/{name}",
-                "download_request": download_request,
+                "status_url": f"{self.url}/api/v2/download/status?file_name={job.name}",
+                "file_name": job.name,
+                "file_url": f"{self.url}/generated_downloads/{job.name}",
+                "download_request": job.download_request,
             },
         )
 
@@ -457,8 +527,11 @@ class FakeUSAspending:
             raise BadRequest("Missing one or more required query parameters: file_name")
         with self._lock:
             job = self._jobs.get(name)
+            if job is not None and job.hidden > 0:  # the replica has not seen it yet
+                job.hidden -= 1
+                job = None
             if job is None:
-                return error(404, f"Download job with filename {name} does not exist")
+                return error(404, f"Download job with filename {name} does not exist.")
             self._advance(job)
             return json_reply(200, self._status_payload(job))
 
@@ -474,7 +547,8 @@ class FakeUSAspending:
             job.status, job.message = "failed", self._job_failures.pop(0)
         else:
             rows = [r for r in self.transactions if row_matches(r, job.filters)]
-            job.data, job.total_rows, job.status = self._job_zip(job.name, rows), len(rows), "finished"
+            job.data, job.total_rows, job.status = self._job_zip(job.name, rows), len(rows) + self.misreport_rows, "finished"
+            self.misreport_rows = 0
         job.elapsed = time.monotonic() - job.started
 
     def _job_zip(self, name: str, rows: list[dict]) -> bytes:
@@ -508,6 +582,7 @@ class FakeUSAspending:
         return Reply(200, data, "application/zip")
 
     def _list_monthly_files(self, req: Request) -> Reply:
+        """list_monthly_downloads.py: the agency by toptier_agency_id, its files by name."""
         body = req.body if isinstance(req.body, dict) else {}
         for key in ("agency", "fiscal_year", "type"):
             if body.get(key) is None:
@@ -520,17 +595,52 @@ class FakeUSAspending:
         if kind not in ("contracts", "assistance"):
             raise BadRequest(f"Invalid Parameter: type must be 'contracts' or 'assistance', got {kind!r}")
         with self._lock:
-            known = {a["agency_id"] for a in self.toptier_agencies} | {m.get("agency_id") for m in self.monthly_files}
-            if agency != "all" and agency not in known:
-                raise BadRequest(f"{agency} agency not found")
-            files = [
-                dict(m)
-                for m in self.monthly_files
-                if m.get("fiscal_year") in (None, fiscal_year)
-                and (agency == "all" or m.get("agency_id") == agency)
-                and m.get("type", kind) == kind
-            ]
+            if agency == "all":
+                found = {"toptier_code": "All", "agency_name": "All", "abbreviation": None}
+            else:
+                found = next((a for a in self.toptier_agencies if a.get("toptier_agency_id") == agency), None)
+                if found is None:
+                    raise BadRequest(f"{agency} agency not found")
+            code, kind_name = found["toptier_code"], kind.capitalize()
+            full = re.compile(rf"^FY{fiscal_year}_{re.escape(code)}_{kind_name}_Full_.*\.zip$")
+            delta = re.compile(rf"^FY\(All\)_{re.escape(code)}_{kind_name}_Delta_.*\.zip$")
+            names = {m["file_name"]: m for m in self.monthly_files}
+            planted = [n for n, m in names.items() if m.get("listed_for") == agency]
+            fulls = sorted(n for n in names if full.search(n)) + [n for n in planted if not full.search(n)]
+            deltas = sorted(n for n in names if delta.search(n))
+        files = []
+        for name, is_delta in [*((n, False) for n in fulls), *((n, True) for n in deltas)]:
+            stamp = re.findall(r"_(\d{8})\.zip$", name)
+            stamp = stamp[0] if stamp else "00000000"
+            files.append({
+                "fiscal_year": None if is_delta else fiscal_year,
+                "agency_name": found["agency_name"],
+                "agency_acronym": found["abbreviation"],
+                "type": kind,
+                "updated_date": f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:]}",
+                "file_name": name,
+                "url": names[name].get("url") or self.archive_url(name),
+            })
         return json_reply(200, {"monthly_files": files})
+
+    def _list_agencies(self, req: Request) -> Reply:
+        """download_list_agencies.py: toptier agencies (CFO ones first, in CFO order) or one's sub-agencies."""
+        body = req.body if isinstance(req.body, dict) else {}
+        if body.get("type") not in ("account_agencies", "award_agencies"):
+            raise BadRequest("type must be one of: ('account_agencies', 'award_agencies')")
+        with self._lock:
+            tops = [{"name": a["agency_name"], "toptier_agency_id": a["toptier_agency_id"], "toptier_code": a["toptier_code"]}
+                    for a in self.toptier_agencies]
+            subs = sorted({r.get("awarding_sub_agency_name") for r in self.transactions if r.get("awarding_sub_agency_name")
+                           and any(a["toptier_agency_id"] == body.get("agency") and a["agency_name"] == r.get("awarding_agency_name")
+                                   for a in self.toptier_agencies)})
+        if not body.get("agency"):
+            cfo = sorted((a for a in tops if a["toptier_code"] in CFO_ORDER), key=lambda a: CFO_ORDER.index(a["toptier_code"]))
+            other = sorted((a for a in tops if a["toptier_code"] not in CFO_ORDER), key=lambda a: a["name"])
+            return json_reply(200, {"agencies": {"cfo_agencies": cfo, "other_agencies": other}, "sub_agencies": []})
+        if not any(a["toptier_agency_id"] == body["agency"] for a in tops):
+            raise BadRequest("Agency ID not found")
+        return json_reply(200, {"agencies": [], "sub_agencies": [{"subtier_agency_name": n} for n in subs]})
 
     def _archive_file(self, name: str) -> Reply:
         data = self.archive_files.get(name)
