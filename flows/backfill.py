@@ -19,28 +19,33 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows import jobs
 from flows import settings as config
 from flows.output import job_markdown
+from flows.reconcile import plan_chunks
 from flows.sources import archive, usaspending
+from flows.sources.http import worth_retrying
 from schemas.errors import InputError
 from warehouse import feeds
 
 
-@task(name="extract-usaspending", retries=2, retry_delay_seconds=[60, 300])
+@task(name="extract-usaspending", retries=2, retry_delay_seconds=[60, 300], retry_condition_fn=worth_retrying)
 def extract(s: config.Settings, agencies: list[str] | None, window: jobs.Window, into: Path) -> list[Path]:
     return [jobs.extract_usaspending(s, agencies, window, into, "action_date")]
 
 
-@task(name="extract-archive-full", retries=2, retry_delay_seconds=[60, 300])
+@task(name="extract-archive-full", retries=2, retry_delay_seconds=[60, 300], retry_condition_fn=worth_retrying)
 def extract_full(s: config.Settings, toptier: str, window: jobs.Window, into: Path) -> list[Path]:
     return jobs.extract_archive_full(s, toptier, window.end.year, into)[0]
 
 
-@task(name="extract-fpds", retries=2, retry_delay_seconds=[60, 300])
+@task(name="extract-fpds", retries=2, retry_delay_seconds=[60, 300], retry_condition_fn=worth_retrying)
 def extract_fpds(s: config.Settings, agencies: list[str] | None, window: jobs.Window, into: Path) -> list[Path]:
     return [jobs.extract_fpds(s, agencies, window, into / f"{window.start:%Y%m%d}")]
 
 
 @task(name="load-chunk")
 def load_chunk(s: config.Settings, source: str, scope: str, paths: list[Path], window: jobs.Window, backfill_id: str):
+    if source == "usaspending":  # 0 rows where the chunk before had some: a name filter that stopped matching
+        for path in paths:
+            jobs.check_not_empty(s, scope, window, path, "action_date")
     result = jobs.load(s, paths, source=source, command="backfill",
                        parameters={"source": source, "scope": scope, "chunk": str(window), "backfill_id": backfill_id})
     jobs.record_chunk(s, backfill_id, source, scope, window, result)
@@ -60,6 +65,7 @@ def chunked(s: config.Settings, source: str, scope: str, chunks: list[jobs.Windo
     the load results and the names of the files loaded."""
     done = jobs.finished_chunks(s, backfill_id)
     todo = [w for w in chunks if w.start not in done]
+    plan_chunks(s, backfill_id, source, scope, [(w.start, w.end) for w in todo])  # `awardwatch status` names chunks that never finish
     into = jobs.landing(s, source, f"backfill-{backfill_id}")
     pending: deque = deque()
     results, names = [], []

@@ -87,10 +87,13 @@ def run_markdown(result) -> str:
         lines.append(f"| {f.name} | {f.layout} | {k.read:,} | {k.inserted:,} | {k.updated:,} | {k.unchanged:,} | {k.duplicate:,} | {k.quarantined:,} | {f.seconds:.1f} |")
     lines.append(f"| **total** | | {c.read:,} | {c.inserted:,} | {c.updated:,} | {c.unchanged:,} | {c.duplicate:,} | {c.quarantined:,} | {result.seconds:.1f} |")
     lines += ["", f"Reconciliation (read = inserted + updated + unchanged + duplicates + quarantined): **{'yes' if c.reconciled else 'NO'}**"]
+    skipped = getattr(result, "skipped", None) or []
+    if skipped:
+        lines += ["", f"Skipped {len(skipped)} input(s) not read:"] + [f"- {s.name} ({s.size:,} bytes): {s.why}" for s in skipped]
     return "\n".join(lines)
 
 
-def job_markdown(job: str, done, snapshot, chunk_results=None) -> str:
+def job_markdown(job: str, done, snapshot, chunk_results=None, reconciliation: dict | None = None) -> str:
     """A nightly or backfill job as Markdown: per source windows and watermarks, runs, counts, snapshot."""
     lines = [f"# awardwatch {job}", ""]
     for d in done:
@@ -100,5 +103,20 @@ def job_markdown(job: str, done, snapshot, chunk_results=None) -> str:
     results = [d.result for d in done if d.result] + list(chunk_results or [])
     for r in results:
         lines += ["", run_markdown(r)]
+    if reconciliation is not None:
+        lines += ["", "## Reconciliation against USAspending", "", reconciliation["summary"]]
+        differing = [r for r in reconciliation.get("rows", []) if r["status"] != "match"]
+        if differing:
+            lines += ["", "| agency | FY | warehouse $ | USAspending $ | difference $ | warehouse n | USAspending n |", "|---|---|--:|--:|--:|--:|--:|"]
+            lines += [f"| {r['agency_code']} {r['agency_name']} | {r['fiscal_year']} | {r['warehouse_obligations']} | {r['usaspending_obligations']} "
+                      f"| {r['obligations_difference']} | {r['warehouse_transactions']} | {r['usaspending_transactions']} |" for r in differing]
     lines += ["", f"Snapshot: {snapshot.message if snapshot else 'none'}"]
+    return "\n".join(lines)
+
+
+def status_markdown(status: dict) -> str:
+    """``awardwatch status`` as Markdown: one line per problem."""
+    problems = status.get("problems", [])
+    lines = ["# awardwatch status", "", "complete and current" if not problems else f"{len(problems)} problem(s):", ""]
+    lines += [f"- **{p.get('kind', 'problem')}**: {p.get('message', p)}" for p in problems]
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -212,3 +213,27 @@ def test_nightly_fpds_loads_pages_applies_deletions_and_advances_the_watermark(e
     assert (second["counts"]["deleted"], second["counts"]["unchanged"]) == (1, 23)
     assert sql_at(wh, "SELECT count(*) FROM transactions") == [(22,)]
     assert sql_at(wh, "SELECT source, scope, value::DATE FROM watermarks") == [("fpds", "contracting:ICE", today)]
+
+
+def test_nightly_reconciles_before_publishing_and_says_what_differs(env, monkeypatch, sql_at):
+    """Issue 15.3: the nightly compares the agencies it loaded with USAspending's published totals
+    (api_contracts/contracts/v2/search/spending_over_time.md, spending_by_transaction_count.md); a
+    mismatch does not block the publish, but the run, the summary and the manifest carry it."""
+    from flows.nightly import nightly
+    from tests.servers.usaspending_search import Plant
+
+    plant = Plant("U.S. Immigration and Customs Enforcement", 2020, obligations=250.0)
+    with FakeUSAspending(changed_today(3), search_plants=[plant]) as api:
+        monkeypatch.setenv("AWARDWATCH_USASPENDING_URL", api.url)
+        result = nightly()
+    assert result["snapshot_id"]
+    checked = result["reconciliation"]
+    assert checked["ok"] is False and "1 of 1 agency-years differ" in checked["summary"]
+    (bad,) = [r for r in checked["rows"] if r["status"] == "mismatch"]
+    assert (bad["agency_code"], bad["fiscal_year"], str(bad["obligations_difference"])) == ("7012", 2020, "-250.00")
+    wh = env / "awardwatch.duckdb"
+    assert sql_at(wh, "SELECT reconciliation FROM runs WHERE command = 'run'") == [(checked["verdict"],)]
+    manifest = json.loads(next((env / "snapshots" / "snapshots").glob("*/manifest.json")).read_text())
+    assert manifest["reconciliation"]["ok"] is False
+    assert [(r["agency_code"], r["fiscal_year"], r["status"]) for r in manifest["reconciliation"]["rows"]] == [("7012", 2020, "mismatch")]
+    assert result["status"]["problems"] and any(p["kind"] == "reconciliation" for p in result["status"]["problems"])
