@@ -147,3 +147,15 @@ def test_s3_multipart_upload_failure_is_aborted(tmp_path, s3):
     assert parts["n"] > 1  # retried before giving up
     assert store.open_multipart_uploads() == []
     assert store.list("x/") == []
+
+
+def test_snapshot_ids_sort_after_the_current_one_within_a_second(monkeypatch):
+    """Several publishes in one second: "newest first" (listing, prune) is still the order of the ids."""
+    from datetime import datetime
+
+    monkeypatch.setattr(snapshots.runs, "now", lambda: datetime(2020, 1, 1))
+    ids = ["20200101T000000Z-00fe"]
+    for _ in range(20):
+        ids.append(snapshots.new_snapshot_id(after=ids[-1]))
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(snapshots.OWN_ID.fullmatch(i) for i in ids)

@@ -74,6 +74,7 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None, 
     path = Path(path)
     if read_only and not path.exists():
         raise WarehouseError(f"no warehouse at {path}; run `awardwatch ingest` or `awardwatch demo` first")
+    check_file(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     config = {"preserve_insertion_order": "false", "memory_limit": memory_limit,
@@ -91,32 +92,96 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None, 
             if time.monotonic() >= deadline:
                 raise WarehouseError(_busy(path, str(exc), read_only, wait)) from None
             sleep(0.5)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open warehouse {path}: {str(exc).splitlines()[0]}") from None
+    opened = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
+    if not opened:  # DuckDB opens a path ending in .csv, .parquet, .json... as an in-memory database
+        con.close()
+        raise WarehouseError(f"warehouse path {path} (--warehouse, AWARDWATCH_WAREHOUSE) is not a DuckDB database file (DuckDB would open it as an empty in-memory "
+                             "database and lose everything written); name a .duckdb file")
     con.execute("SET enable_progress_bar = false")
     if not read_only:
         migrate(con)
     return con
 
 
+# a DuckDB database file: an 8-byte checksum, then this magic
+MAGIC, MAGIC_AT = b"DUCK", 8
+
+
+def check_file(path: Path) -> None:
+    """Refuses, in one line, a warehouse path that exists and is not a DuckDB database file
+    (a folder, a CSV, Parquet or JSON file...): nothing is read from it or written to it."""
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise WarehouseError(f"warehouse path {path} (--warehouse, AWARDWATCH_WAREHOUSE) is a folder, not a DuckDB database file; name a file such as {path / 'awardwatch.duckdb'}")
+    with open(path, "rb") as f:
+        head = f.read(MAGIC_AT + len(MAGIC))
+    if head[MAGIC_AT:] != MAGIC:
+        kind = "an empty file" if not head else "Parquet" if head.startswith(b"PAR1") else "a ZIP file" if head.startswith(b"PK") else "text" if _is_text(head) else "another format"
+        raise WarehouseError(f"warehouse path {path} (--warehouse, AWARDWATCH_WAREHOUSE) exists and is not a DuckDB database (it holds {kind}); "
+                             "nothing was read or written: name the warehouse's .duckdb file or a path that does not exist yet")
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def owner_file(path: Path) -> Path:
     return Path(str(path) + ".owner.json")
 
 
-def claim(path: Path, run_id: str, command: str) -> None:
-    """Notes which run writes the warehouse, for the message another process gets."""
+def claim(path: Path, run_id: str, command: str) -> bool:
+    """Notes which run writes the warehouse, for the message another process gets. The note is
+    advisory (DuckDB's lock is what protects the file): one that cannot be written (a read-only
+    or immutable file) is left as it is, and ``_busy`` trusts a note only if its process holds the lock."""
     info = {"run_id": run_id, "command": command, "pid": os.getpid(), "since": _now().isoformat(timespec="seconds")}
-    owner_file(path).write_text(json.dumps(info))
+    try:
+        owner_file(path).write_text(json.dumps(info))
+        return True
+    except OSError:
+        return False
 
 
 def _busy(path: Path, text: str, read_only: bool, wait: float) -> str:
+    """Who holds the lock: DuckDB names the process and says when it holds the file read-only
+    (its hint 'you would be able to open this database in read-only mode'); the owner note names
+    the run, when the note's process is the one holding the lock."""
+    found = re.search(r"PID (\d+)", text)
+    pid = int(found.group(1)) if found else None
+    waited = f" after waiting {wait:.0f} s" if wait else ""
+    if "read-only mode" in text:
+        who = f"process {pid}{_command_of(pid)}" if pid else "another process"
+        return f"warehouse {path} is open for reading by {who}{waited}; try again when that query or report has finished"
     try:
         o = json.loads(owner_file(path).read_text())
+        if pid is not None and int(o["pid"]) != pid:
+            raise ValueError("the note is from an earlier run")
         holder = f"run {o['run_id']} ({o['command']}, process {o['pid']}, since {o['since']})"
-    except (OSError, ValueError, KeyError):
-        pid = re.search(r"PID (\d+)", text)
-        holder = f"process {pid.group(1)}" if pid else "another process"
-    waited = f" after waiting {wait:.0f} s" if wait else ""
+    except (OSError, ValueError, KeyError, TypeError):
+        holder = f"process {pid}{_command_of(pid)}" if pid else "another process"
     advice = "query a snapshot instead: awardwatch query --snapshot latest" if read_only else "try again when it has finished"
     return f"warehouse {path} is being written by {holder}{waited}; {advice}"
+
+
+def _command_of(pid: int | None) -> str:
+    """`` (awardwatch query ...)`` for a process whose command line can be read (Linux), else ''."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+    except (OSError, TypeError):
+        return ""
+    args = [a for a in args if a]
+    if "flows.cli" in args:
+        args = ["awardwatch", *args[args.index("flows.cli") + 1:]]
+    elif args and args[0].endswith("awardwatch"):
+        args = ["awardwatch", *args[1:]]
+    text = " ".join(args)
+    return f" ({text[:57] + '...' if len(text) > 60 else text})" if text else ""
 
 
 def _now() -> datetime:

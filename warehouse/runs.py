@@ -80,6 +80,22 @@ def finish(con: duckdb.DuckDBPyConnection, run: Run, status: str, message: str |
     )
 
 
+def record_skipped(con: duckdb.DuckDBPyConnection, run_id: str, source: str, skipped: list) -> None:
+    """Lists the inputs a run did not read (``files.Skipped``: name, size, why) in ``run_files``, status 'skipped'."""
+    for s in skipped:
+        con.execute("INSERT OR REPLACE INTO run_files (run_id, source, source_file, status, message) VALUES (?, ?, ?, 'skipped', ?)",
+                    [run_id, source, s.name, f"{s.why} ({s.size:,} bytes)"])
+
+
+def skipped_note(skipped: list) -> str | None:
+    """The run's message when it skipped inputs (None when it read them all)."""
+    if not skipped:
+        return None
+    shown = "; ".join(f"{s.name} ({s.size:,} bytes, {s.why})" for s in skipped[:5])
+    more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    return f"skipped {len(skipped)} input(s) not read: {shown}{more} (see run_files, status 'skipped')"
+
+
 def counts_of(con: duckdb.DuckDBPyConnection, run_id: str) -> Counts:
     row = con.execute(f"SELECT {', '.join(f'rows_{n}' for n in COUNTS)} FROM runs WHERE run_id = ?", [run_id]).fetchone()
     return Counts(*row)
@@ -87,3 +103,26 @@ def counts_of(con: duckdb.DuckDBPyConnection, run_id: str) -> Counts:
 
 def as_dict(counts: Counts) -> dict:
     return asdict(counts) | {"reconciled": counts.reconciled}
+
+
+def unfinished(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Why the warehouse must not be published now, or None: its latest run did not finish
+    ('running' while nobody holds the warehouse, i.e. killed; 'interrupted'), or failed after
+    committing files (their company resolution, marts and invariants never ran). A run that
+    failed before committing anything left the warehouse as the run before it."""
+    row = con.execute(
+        "SELECT run_id, command, status, started_at::TIMESTAMP(0), parameters, message, "
+        "rows_read > 0 OR EXISTS (SELECT 1 FROM run_files f WHERE f.run_id = r.run_id AND f.status = 'loaded') AS committed "
+        "FROM runs r ORDER BY started_at DESC, run_id DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    run_id, command, status, started, parameters, message, committed = row
+    if status == "succeeded" or (status == "failed" and not committed):
+        return None
+    how = status if status != "running" else "killed or crashed (still marked running)"
+    paths = (json.loads(parameters or "{}") or {}).get("paths") if command == "ingest" else None
+    again = f"`awardwatch ingest {' '.join(paths)}`" if paths else f"`awardwatch {command}` with the same options"
+    note = f": {message.splitlines()[0][:160]}" if status == "failed" and message else ""
+    return (f"run {run_id} ({command}, started {started}) did not finish ({how}{note}) and part of it is in the warehouse; "
+            f"finish it by running {again} again, or roll it back by restoring the warehouse file from before the run")

@@ -14,15 +14,19 @@ Publishing writes every data file, then the manifest, and only then replaces
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from warehouse import runs
+from schemas.errors import AwardwatchError
+from warehouse import reconcile, runs
 from warehouse.store import Store, StoreError, sha256_of
 
 POINTER = "latest"
@@ -32,8 +36,17 @@ TABLES: dict[str, str | None] = {"transactions": "fiscal_year", "awards": None, 
                                   "brand_mentions": None, "company_agency_fiscal_year": None}
 
 
+# what ``query --snapshot`` accepts; new_snapshot_id() makes OWN_ID, and prune deletes only those
+SNAPSHOT_ID = re.compile(r"[0-9A-Za-z_-]+")
+OWN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{4}")
+
+
 class ChecksumMismatch(StoreError):
     """A stored file differs from what was uploaded."""
+
+
+class UnfinishedRun(AwardwatchError):
+    """The warehouse holds part of a run that did not finish: it is not published."""
 
 
 @dataclass
@@ -45,8 +58,16 @@ class PublishResult:
     pruned: list[str] | None = None
 
 
-def new_snapshot_id() -> str:
-    return runs.now().strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
+def new_snapshot_id(after: str | None = None) -> str:
+    """``<UTC second>-<4 hex>``, sorting after ``after`` (the current snapshot) even within its second:
+    "newest first" is the order of the ids."""
+    while True:
+        stamp = runs.now().strftime("%Y%m%dT%H%M%SZ-")
+        if not (after and OWN_ID.fullmatch(after) and after.startswith(stamp)):
+            return stamp + secrets.token_hex(2)
+        if after[-4:] != "ffff":
+            return stamp + f"{int(after[-4:], 16) + 1:04x}"
+        time.sleep(0.05)  # the second's last id is taken: wait for the next second
 
 
 def tables_present(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
@@ -67,15 +88,67 @@ def read_json(store: Store, key: str) -> dict | None:
     if data is None:
         return None
     try:
-        return json.loads(data)
+        found = json.loads(data)
     except ValueError:
-        raise StoreError(f"{store.url}/{key} is not valid JSON") from None
+        found = None
+    if not isinstance(found, dict):
+        raise StoreError(f"{store.url}/{key} is not a JSON object; restore it or remove it (see `awardwatch snapshots list`)")
+    return found
+
+
+def check_id(snapshot_id: object, where: str) -> str:
+    """A snapshot id: letters, digits, ``_`` and ``-`` only (never a path)."""
+    if not isinstance(snapshot_id, str) or not SNAPSHOT_ID.fullmatch(snapshot_id):
+        raise StoreError(f"{where}: {snapshot_id!r} is not a snapshot id (letters, digits, '_' and '-' only, or 'latest'); "
+                         "see `awardwatch snapshots list`")
+    return snapshot_id
 
 
 def current(store: Store) -> dict | None:
-    """The manifest ``latest`` points to, or None before the first publish."""
+    """The manifest ``latest`` points to, or None before the first publish. The pointer may name
+    only ``snapshots/<id>/manifest.json`` inside the store."""
     pointer = read_json(store, POINTER)
-    return read_json(store, pointer["manifest"]) if pointer else None
+    if pointer is None:
+        return None
+    snapshot_id = check_id(pointer.get("snapshot_id"), f"{store.url}/{POINTER}")
+    if pointer.get("manifest", f"{PREFIX}/{snapshot_id}/manifest.json") != f"{PREFIX}/{snapshot_id}/manifest.json":
+        raise StoreError(f"{store.url}/{POINTER} names manifest {pointer.get('manifest')!r}, not {PREFIX}/{snapshot_id}/manifest.json; "
+                         "it was not written by awardwatch: publish again or restore it")
+    manifest = manifest_of(store, snapshot_id)
+    if manifest is None:
+        raise StoreError(f"{store.url}/{POINTER} points to snapshot {snapshot_id}, which has no manifest; "
+                         "restore the snapshot or publish again")
+    return manifest
+
+
+def manifest_of(store: Store, snapshot_id: str) -> dict | None:
+    """The manifest of one snapshot, checked: its id is the folder's, its tables are the ones
+    awardwatch publishes, and every file it lists lies inside that snapshot's folder."""
+    check_id(snapshot_id, "snapshot")
+    key = f"{PREFIX}/{snapshot_id}/manifest.json"
+    manifest = read_json(store, key)
+    if manifest is None:
+        return None
+
+    def bad(what: str) -> StoreError:
+        return StoreError(f"{store.url}/{key}: {what}; it was not written by awardwatch, query another snapshot")
+
+    if manifest.get("snapshot_id") != snapshot_id:
+        raise bad(f"names snapshot {manifest.get('snapshot_id')!r}, not {snapshot_id}")
+    tables = manifest.get("tables")
+    if not isinstance(tables, dict):
+        raise bad("has no tables")
+    for table, meta in tables.items():
+        if table not in TABLES or not isinstance(meta, dict) or meta.get("partition_by") != TABLES[table]:
+            raise bad(f"lists table {table!r} (partitioned by {(meta or {}).get('partition_by')!r}), which awardwatch does not publish")
+        if not isinstance(meta.get("schema"), list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in meta["schema"]):
+            raise bad(f"table {table} has no column list")
+        for f in meta.get("files") or []:
+            path = f.get("path") if isinstance(f, dict) else None
+            parts = path.split("/") if isinstance(path, str) else []
+            if len(parts) < 2 or parts[0] != table or any(p in ("", ".", "..") or "\\" in p for p in parts):
+                raise bad(f"lists file {path!r} outside {PREFIX}/{snapshot_id}/{table}/")
+    return manifest
 
 
 def publish(con: duckdb.DuckDBPyConnection, store: Store, *, workdir: Path, keep: int | None = 30,
@@ -87,7 +160,7 @@ def publish(con: duckdb.DuckDBPyConnection, store: Store, *, workdir: Path, keep
     prints = fingerprint(con)
     if previous and previous.get("fingerprint") == prints:
         return PublishResult(previous["snapshot_id"], False, f"nothing changed since snapshot {previous['snapshot_id']}; nothing published")
-    snapshot_id = new_snapshot_id()
+    snapshot_id = new_snapshot_id(after=previous["snapshot_id"] if previous else None)
     local = workdir / f"snapshot-{snapshot_id}"
     try:
         manifest = _export(con, local, snapshot_id, prints, previous, watermarks or {})
@@ -132,6 +205,7 @@ def _export(con, local: Path, snapshot_id: str, prints: dict, previous: dict | N
         "run_ids": included,
         "watermarks": watermarks,
         "fingerprint": prints,
+        "reconciliation": reconcile.manifest_section(con),  # the latest check against USAspending's published totals
         "tables": tables,
     }
 
@@ -169,8 +243,8 @@ def list_snapshots(store: Store) -> list[dict]:
     pointer = read_json(store, POINTER) or {}
     ids = sorted({k.split("/")[1] for k in store.list(PREFIX + "/") if k.count("/") >= 2}, reverse=True)
     found = []
-    for snapshot_id in ids:
-        manifest = read_json(store, f"{PREFIX}/{snapshot_id}/manifest.json")
+    for snapshot_id in filter(SNAPSHOT_ID.fullmatch, ids):
+        manifest = manifest_of(store, snapshot_id)
         tables = (manifest or {}).get("tables", {})
         found.append({
             "snapshot_id": snapshot_id,
@@ -186,10 +260,11 @@ def list_snapshots(store: Store) -> list[dict]:
 
 def prune(store: Store, keep: int) -> list[str]:
     """Deletes all but the newest ``keep`` complete snapshots (never the current one) and
-    incomplete ones older than the current. Returns the ids deleted."""
+    incomplete ones older than the current. Returns the ids deleted. Only folders named like the
+    ids publish makes are touched."""
     if keep < 1:
         raise StoreError("--keep must be at least 1")
-    snapshots = list_snapshots(store)
+    snapshots = [s for s in list_snapshots(store) if OWN_ID.fullmatch(s["snapshot_id"])]
     current_id = next((s["snapshot_id"] for s in snapshots if s["current"]), None)
     complete = [s["snapshot_id"] for s in snapshots if s["complete"]]
     kept = set(complete[:keep]) | {current_id}
@@ -212,21 +287,52 @@ def verify(store: Store, manifest: dict) -> list[str]:
 
 
 def connect_snapshot(store: Store, snapshot: str = "latest") -> tuple[duckdb.DuckDBPyConnection, dict]:
-    """An in-memory DuckDB with one view per table of the snapshot, columns in warehouse order."""
-    manifest = current(store) if snapshot == "latest" else read_json(store, f"{PREFIX}/{snapshot}/manifest.json")
+    """An in-memory DuckDB with one view per table of the snapshot, columns in warehouse order,
+    sandboxed: it reads the snapshot's own files and nothing else (``sandbox``)."""
+    manifest = current(store) if snapshot == "latest" else manifest_of(store, check_id(snapshot, "--snapshot"))
     if manifest is None:
         what = "no snapshot published yet" if snapshot == "latest" else f"no snapshot {snapshot!r}"
         raise StoreError(f"{what} at {store.url}; run `awardwatch publish` (see `awardwatch snapshots list`)")
-    con = duckdb.connect(config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
-    for statement in store.duckdb_setup():
-        con.execute(statement)
     base = f"{PREFIX}/{manifest['snapshot_id']}"
-    for table, meta in manifest["tables"].items():
-        paths = [store.reader_path(f"{base}/{f['path']}") for f in meta["files"]]
-        columns = ", ".join(f'"{c["name"]}"' for c in meta["schema"])
-        if not paths:
-            continue
-        listing = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
-        hive = f", hive_partitioning = true, hive_types = {{'{meta['partition_by']}': INTEGER}}" if meta["partition_by"] else ""
-        con.execute(f"CREATE VIEW {table} AS SELECT {columns} FROM read_parquet({listing}{hive})")
+    # no extension loaded or fetched behind our back, no secret read from ~/.duckdb, spill files in a
+    # private folder (DuckDB makes it only when it spills and removes it on close)
+    spill = Path(tempfile.gettempdir()) / f"awardwatch-query-{secrets.token_hex(6)}"
+    con = duckdb.connect(config={"autoinstall_known_extensions": "false", "autoload_known_extensions": "false",
+                                 "allow_persistent_secrets": "false", "temp_directory": str(spill)})
+    try:
+        for statement in store.duckdb_setup(scope=store.reader_path(base + "/")):
+            con.execute(statement)
+        allowed = []
+        for table, meta in manifest["tables"].items():
+            paths = [store.reader_path(f"{base}/{f['path']}") for f in meta["files"]]
+            if not paths:
+                continue
+            allowed += paths
+            columns = ", ".join('"' + c["name"].replace('"', '""') + '"' for c in meta["schema"])
+            listing = "[" + ", ".join(_literal(p) for p in paths) + "]"
+            hive = f", hive_partitioning = true, hive_types = {{'{TABLES[table]}': INTEGER}}" if TABLES[table] else ""
+            con.execute(f"CREATE VIEW {table} AS SELECT {columns} FROM read_parquet({listing}{hive})")
+        sandbox(con, allowed)
+    except duckdb.Error as exc:
+        con.close()
+        raise StoreError(f"snapshot {manifest['snapshot_id']} at {store.url} cannot be read: {str(exc).strip().splitlines()[0]}") from None
+    except BaseException:
+        con.close()
+        raise
     return con, manifest
+
+
+def sandbox(con: duckdb.DuckDBPyConnection, allowed_paths: list[str] = ()) -> None:
+    """Locks a connection down before it runs anyone's SQL: no file or network access but the
+    ``allowed_paths`` (the snapshot's own files), no extension installed or loaded, and the
+    configuration locked so that no statement can undo it."""
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute(f"SET allowed_paths = [{', '.join(_literal(p) for p in allowed_paths)}]")
+    con.execute("SET allowed_directories = []")  # DuckDB adds its own spill folder when access is turned off
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

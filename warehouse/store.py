@@ -30,8 +30,32 @@ class Store(Protocol):
     def list(self, prefix: str) -> list[str]: ...
     def delete(self, keys: list[str]) -> None: ...
     def reader_path(self, key: str) -> str: ...
-    def duckdb_setup(self) -> list[str]: ...
+    def duckdb_setup(self, scope: str | None = None) -> list[str]: ...
     def cleanup(self) -> None: ...
+
+
+# Half-written files a publish leaves when killed: its own temporary names only, under snapshots/ or
+# for the pointer (a user's ``deep/er/movie.mp4.partial`` beside the snapshots is not ours).
+PARTIAL = ".awardwatch.partial"
+
+
+def check_key(key: str, url: str) -> str:
+    """A key relative to the store's root: no absolute path, no ``..``, ``.`` or empty segment."""
+    parts = key.split("/")
+    if (not key or key.startswith("/") or "\\" in key or "\x00" in key
+            or any(part in ("", ".", "..") for part in parts[:-1]) or parts[-1] in (".", "..")):
+        raise StoreError(f"refusing key {key!r}: it is not inside the store {url}")
+    return key
+
+
+def temporary_name(name: str) -> str:
+    return f".{name}{PARTIAL}"
+
+
+def is_own_partial(key: str) -> bool:
+    """A temporary name publish writes: the pointer's, or a file's under ``snapshots/``."""
+    name = key.rsplit("/", 1)[-1]
+    return key == temporary_name("latest") or (key.startswith("snapshots/") and name.startswith(".") and name.endswith(PARTIAL))
 
 
 def sha256_of(path: Path) -> str:
@@ -53,19 +77,23 @@ class LocalStore:
         return str(self.root)
 
     def _path(self, key: str) -> Path:
-        return self.root / key
+        """The file of a key, refused when it (or a symlink on its way) leads outside the root."""
+        path = self.root / check_key(key, self.url)
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise StoreError(f"refusing key {key!r}: it resolves to {path.resolve()}, outside the store {self.url}")
+        return path
 
     def put_file(self, key: str, path: Path) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".partial")
+        tmp = target.with_name(temporary_name(target.name))
         shutil.copyfile(path, tmp)
         os.replace(tmp, target)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".partial")
+        tmp = target.with_name(temporary_name(target.name))
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -84,10 +112,14 @@ class LocalStore:
         return (path.stat().st_size, sha256_of(path)) if path.exists() else None
 
     def list(self, prefix: str) -> list[str]:
-        base = self._path(prefix)
-        if not base.exists():
+        """Keys of the files under ``prefix`` (a folder key ending in ``/``), symlinks not followed."""
+        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        if not base.is_dir():
             return []
-        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
+        found = []
+        for folder, _, names in os.walk(base):
+            found += [Path(folder, n).relative_to(self.root).as_posix() for n in names if Path(folder, n).is_file()]
+        return sorted(found)
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
@@ -102,12 +134,16 @@ class LocalStore:
         return str(self._path(key).resolve())
 
     def cleanup(self) -> None:
-        """Removes half-written files (``*.partial``) a killed publish left."""
-        if self.root.exists():
-            for stray in self.root.rglob("*.partial"):
-                stray.unlink(missing_ok=True)
+        """Removes the half-written files a killed publish left: its own temporary names
+        (``.<name>.awardwatch.partial``) under ``snapshots/`` and beside ``latest``, nothing else."""
+        if not self.root.is_dir():
+            return
+        keys = [temporary_name("latest")] + (self.list("snapshots/") if (self.root / "snapshots").is_dir() else [])
+        for key in keys:
+            if is_own_partial(key):
+                (self.root / key).unlink(missing_ok=True)
 
-    def duckdb_setup(self) -> list[str]:
+    def duckdb_setup(self, scope: str | None = None) -> list[str]:
         return []
 
 
@@ -135,6 +171,7 @@ class S3Store:
         self.multipart_mb = multipart_mb
 
     def _key(self, key: str) -> str:
+        check_key(key.rstrip("/") or "x", self.url)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _fail(self, action: str, key: str, exc: Exception) -> StoreError:
@@ -198,26 +235,37 @@ class S3Store:
                 raise self._fail("delete in", keys[start], exc) from None
 
     def open_multipart_uploads(self) -> list[str]:
-        """Keys of multipart uploads started and never completed or aborted (should be none)."""
-        return [u["Key"] for u in self._uploads()]
+        """Keys of multipart uploads under the prefix started and never completed or aborted (should be none)."""
+        return [u["Key"] for u in self._uploads("")]
 
-    def _uploads(self) -> list[dict]:
-        return self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix).get("Uploads", [])
+    def _uploads(self, under: str) -> list[dict]:
+        """Open multipart uploads under ``prefix/under``: the prefix always ends in ``/``, so
+        ``s3://b/awx`` never sees another application's ``awx-other-app/...``."""
+        found = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(under)):
+            found += page.get("Uploads", [])
+        return found
 
     def cleanup(self) -> None:
-        """Aborts multipart uploads left under the prefix (by a publish that was killed or lost the
-        server): the pipeline is the only writer, so none of them can still be in progress."""
+        """Aborts multipart uploads a publish that was killed or lost the server left under
+        ``prefix/snapshots/`` (the only keys it uploads in parts): the pipeline is the only
+        writer there, so none of them can still be in progress."""
         try:
-            for upload in self._uploads():
+            for upload in self._uploads("snapshots/"):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
         except Exception as exc:
-            raise self._fail("clean-up of multipart uploads under", "", exc) from None
+            raise self._fail("clean-up of multipart uploads under", "snapshots/", exc) from None
 
     def reader_path(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
-    def duckdb_setup(self) -> list[str]:
-        """Statements that let DuckDB's httpfs read this bucket with boto3's credentials and endpoint."""
+    def duckdb_setup(self, scope: str | None = None) -> list[str]:
+        """Statements that let DuckDB's httpfs read this bucket with boto3's credentials and endpoint.
+
+        The credentials go into a temporary DuckDB secret, limited to ``scope`` (an ``s3://`` prefix)
+        when given; ``duckdb_secrets()`` shows it redacted. The ``s3_*`` settings, which httpfs fills
+        from the ``AWS_*`` variables and ``duckdb_settings()`` prints in clear, are emptied."""
         found = self.session.get_credentials()
         creds = found.get_frozen_credentials() if found else None
         endpoint = self.client.meta.endpoint_url
@@ -234,7 +282,10 @@ class S3Store:
             parts += [f"ENDPOINT '{_q(e.netloc)}'", f"USE_SSL {'true' if e.scheme == 'https' else 'false'}"]
             if self.client.meta.config.s3 and self.client.meta.config.s3.get("addressing_style") == "path":
                 parts.append("URL_STYLE 'path'")
-        return [httpfs_load_statement(), f"CREATE OR REPLACE SECRET awardwatch_s3 ({', '.join(parts)})"]
+        if scope:
+            parts.append(f"SCOPE '{_q(scope)}'")
+        clear = [f"SET {name} = ''" for name in ("s3_access_key_id", "s3_secret_access_key", "s3_session_token")]
+        return [httpfs_load_statement(), *clear, f"CREATE OR REPLACE TEMPORARY SECRET awardwatch_s3 ({', '.join(parts)})"]
 
 
 def _q(text: str) -> str:
