@@ -21,7 +21,8 @@ from pathlib import Path
 import polars as pl
 
 from flows import failpoints
-from flows.sources.files import OVERFLOW, ROW, SourceFile, has_suspect_bytes, is_not_utf8, land, read_header, scan
+from flows.sources.files import (OVERFLOW, ROW, Skipped, SourceFile, display, has_suspect_bytes, is_not_utf8, land, parse_error,
+                                 read_header, scan)
 from schemas.errors import AwardwatchError, InputError
 from schemas.layouts import LINEAGE, Layout, current_columns, detect
 from schemas.transaction import check_canonical
@@ -77,6 +78,7 @@ class RunResult:
     message: str | None = None
     stages: Stages = field(default_factory=Stages)
     resolution: dict[str, float] = field(default_factory=dict)  # share of transactions per parent-company method
+    skipped: list[Skipped] = field(default_factory=list)  # inputs not read (not CSV, links out of a folder)
 
 
 def ingest(
@@ -100,16 +102,18 @@ def ingest(
     progress = progress or Progress()
     started = time.perf_counter()
     con = db.connect(warehouse, threads=threads, wait=lock_wait)
-    run = runs.start(con, command, parameters or {"paths": [str(p) for p in paths]})
+    run = runs.start(con, command, parameters or {"paths": [display(p) for p in paths]})
     db.claim(warehouse, run.run_id, command)
     staging_root = Path(warehouse).parent / "staging"
     shutil.rmtree(staging_root, ignore_errors=True)  # left by a run that was killed: we hold the warehouse now
     staging = staging_root / run.run_id
     results: list[FileResult] = []
+    skipped: list[Skipped] = []
     stages = Stages()
     try:
         with stages.timing("land"):
-            files = land(paths, staging / "landed")
+            files = land(paths, staging / "landed", skipped=skipped)
+        runs.record_skipped(con, run.run_id, source, skipped)
         failpoints.hit("landed")
         for i, f in enumerate(files):
             if i:
@@ -130,14 +134,18 @@ def ingest(
         invariants.record(con, [run.run_id], checked)
         if bad := invariants.broken(checked):
             raise InvariantError(f"run {run.run_id} broke invariant(s) {', '.join(bad)}; see `awardwatch runs`")
-        runs.finish(con, run, "succeeded")
+        runs.finish(con, run, "succeeded", runs.skipped_note(skipped))
         return RunResult(run.run_id, "succeeded", run.counts, results, time.perf_counter() - started, stages=stages,
-                         resolution=resolution)
+                         resolution=resolution, skipped=skipped)
     except AwardwatchError as exc:
+        if results:  # each file commits on its own: say which ones did
+            done = ", ".join(f"{r.name} ({r.counts.read:,} rows)" for r in results)
+            exc.args = (f"{exc}; loaded before this (kept, and unchanged by a re-run): {done}",)
         runs.finish(con, run, "failed", str(exc))
         raise
     except BaseException as exc:
-        runs.finish(con, run, "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        status = "failed" if isinstance(exc, Exception) else "interrupted"  # Ctrl-C, SIGTERM, Prefect's TerminationSignal
+        runs.finish(con, run, status, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         raise
     finally:
         con.close()
@@ -203,7 +211,7 @@ def _stage(f: SourceFile, out: Path, layout: Layout, source: str, batch_rows: in
         except pl.exceptions.PolarsError as exc:
             if not lossy and is_not_utf8(exc):
                 raise _NotUtf8 from None
-            raise InputError(f"{f.name}: cannot parse as CSV after data row {staged.read}: {_first_line(exc)}") from None
+            raise parse_error(f, staged.read, _first_line(exc)) from None
         staged.read += raw.height
         if layout.is_delta:
             raw, deletions = split_deletions(raw, layout)
@@ -275,7 +283,10 @@ def _with_lineage(lf: pl.LazyFrame) -> pl.LazyFrame:
 
 def split_deletions(raw: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Delta files: rows flagged ``D`` -> (other rows, deletion records: key, source_row, last_modified_date).
-    Deletion rows carry only key columns; the key's agency is their ``agency_id``."""
+    A blank ``correction_delete_ind`` is a new or modified row, ``C`` a correction, ``D`` a deletion.
+    Deletion rows carry only key columns; the key's agency is their ``agency_id``. Their
+    ``last_modified_date`` is date-only upstream (populate_monthly_delta_files.py ``organize_deletion_columns``
+    writes the deletion journal file's date), a timestamp in older files: both are read, a date as midnight."""
     flag = pl.col("correction_delete_ind").str.strip_chars().str.to_uppercase() == "D"
     is_delete = raw.select(flag.fill_null(False)).to_series()
     if not is_delete.any():
@@ -289,11 +300,20 @@ def split_deletions(raw: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, pl
         .with_columns(pl.coalesce("awarding_sub_agency_code", pl.col("agency_id").str.strip_chars().str.to_uppercase()).alias("awarding_sub_agency_code"))
         .pipe(derive_keys)
         .pipe(_with_lineage)
-        .select(KEY, pl.col(ROW).cast(pl.Int64), pl.col("last_modified_date").str.slice(0, 19).str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False),
+        .select(KEY, pl.col(ROW).cast(pl.Int64), _deletion_date(pl.col("last_modified_date")),
                 "lineage_file", "lineage_row")
         .collect()
     )
     return raw.filter(~is_delete), records
+
+
+def _deletion_date(text: pl.Expr) -> pl.Expr:
+    """``YYYY-MM-DD HH:MM:SS`` (fractions dropped) or ``YYYY-MM-DD`` (as midnight) -> Datetime; else null."""
+    text = text.str.strip_chars()
+    return pl.coalesce(
+        text.str.slice(0, 19).str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False),
+        pl.when(text.str.len_chars() == 10).then(text.str.to_datetime("%Y-%m-%d", strict=False)),
+    ).alias("last_modified_date")
 
 
 def _quarantine_rows(raw: pl.DataFrame, text: pl.DataFrame, reasons: pl.Series, source_file: str) -> pl.DataFrame:
@@ -331,9 +351,12 @@ def _first_line(exc: Exception) -> str:
 def publish(warehouse: Path, snapshot_url: str, *, keep: int | None = 30, threads: int | None = None,
             lock_wait: float = 60.0, run_ids: list[str] | None = None) -> snapshots.PublishResult:
     """Publishes the warehouse as a Parquet snapshot (unless unchanged), then applies retention;
-    records the snapshot and its checksum invariant on the runs it reflects."""
+    records the snapshot and its checksum invariant on the runs it reflects. Refuses a warehouse
+    whose latest run did not finish (``runs.unfinished``): nothing is written to the store."""
     con = db.connect(warehouse, threads=threads, wait=lock_wait)
     try:
+        if why := runs.unfinished(con):
+            raise snapshots.UnfinishedRun(f"not published: {why}")
         try:
             result = snapshots.publish(con, open_store(snapshot_url), workdir=Path(warehouse).parent / "staging", keep=keep,
                                        on_step=failpoints.hit)

@@ -11,3 +11,7 @@ class InputError(AwardwatchError):
 
 class WarehouseError(AwardwatchError):
     """The warehouse cannot be opened or written (busy, read-only, corrupt)."""
+
+
+class PermanentError(AwardwatchError):
+    """An error that retrying cannot fix (HTTP 4xx, connection refused): Prefect tasks do not retry it."""

@@ -1,8 +1,8 @@
 """Local files: USAspending contract-transaction CSVs, and ZIPs holding them.
 
 ``land`` turns the paths a user gives into the CSV files to read, extracting
-ZIP members (bulk downloads split at 1,000,000 rows per CSV) into a staging
-folder with guards against unsafe archives. ``read_header`` and ``scan`` read a
+ZIP members (bulk downloads split at 1,000,000 rows per CSV; nested ZIPs too) into a
+staging folder with guards against unsafe archives, and lists what it did not read. ``read_header`` and ``scan`` read a
 CSV as text, streaming, with every row numbered.
 """
 
@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import shutil
+import stat
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ ROW = "source_row"  # data row number in its file: 1 is the first row after the 
 HEADER_BYTES = 1 << 20
 MAX_UNZIPPED_BYTES = 64 << 30  # per archive
 MAX_ZIP_RATIO = 400  # uncompressed / compressed, per member over 1 MiB (CSV is rarely over 30)
+MAX_ZIP_DEPTH = 3  # a ZIP in a ZIP in a ZIP at most
 
 
 @dataclass(frozen=True)
@@ -40,23 +44,75 @@ def _natural(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def land(paths: list[Path], into: Path, *, max_unzipped_bytes: int = MAX_UNZIPPED_BYTES) -> list[SourceFile]:
-    """Expands folders (their *.csv and *.zip) and ZIPs (their *.csv members) into CSV files."""
+def display(path: Path | str) -> str:
+    r"""A path or name as text that can be printed and stored: bytes that are not UTF-8 as ``\xNN``,
+    control characters escaped (a file name may hold either)."""
+    text = os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input that was not read, and why (listed in the run's files and summary)."""
+
+    name: str
+    size: int
+    why: str
+
+
+def land(paths: list[Path], into: Path, *, max_unzipped_bytes: int = MAX_UNZIPPED_BYTES,
+         skipped: list[Skipped] | None = None) -> list[SourceFile]:
+    """Expands folders (their *.csv and *.zip) and ZIPs (their *.csv members, and the members of
+    nested ZIPs, up to ``MAX_ZIP_DEPTH`` deep) into CSV files. What is not read is appended to
+    ``skipped``: ZIP members that are not CSV or ZIP, symbolic links inside ZIPs, and symbolic
+    links in a folder that point outside it."""
+    skipped = [] if skipped is None else skipped
     files: list[SourceFile] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
             inner = sorted((p for p in path.iterdir() if p.suffix.lower() in (".csv", ".zip")), key=lambda p: _natural(p.name))
             if not inner:
-                raise InputError(f"{path}: folder holds no .csv or .zip file")
-            files += land(inner, into, max_unzipped_bytes=max_unzipped_bytes)
+                raise InputError(f"{display(path)}: folder holds no .csv or .zip file")
+            inside = [p for p in inner if _inside(p, path, skipped)]
+            if not inside:
+                raise InputError(f"{display(path)}: folder holds no .csv or .zip file of its own (symbolic links out of it are not followed)")
+            files += land(inside, into, max_unzipped_bytes=max_unzipped_bytes, skipped=skipped)
         elif not path.exists():
-            raise InputError(f"{path}: no such file")
+            raise InputError(f"{display(path)}: no such file")
         elif path.suffix.lower() == ".zip" or _looks_like_zip(path):
-            files += _unzip(path, into / f"{len(files):03d}_{path.stem}", max_unzipped_bytes)
+            into.mkdir(parents=True, exist_ok=True)
+            files += _unzip(path, Path(tempfile.mkdtemp(prefix="zip", dir=into)), [max_unzipped_bytes], skipped, display(path), 0)
         else:
-            files.append(SourceFile(str(path), path))
+            files.append(SourceFile(display(path), path if _utf8(path) else _alias(path, into)))
     return files
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _alias(path: Path, into: Path) -> Path:
+    """A link with a UTF-8 name to a file whose name is not UTF-8 (the CSV reader takes text paths only)."""
+    into.mkdir(parents=True, exist_ok=True)
+    alias = Path(tempfile.mkdtemp(prefix="name", dir=into)) / "file.csv"
+    alias.symlink_to(path.absolute())
+    return alias
+
+
+def _inside(p: Path, folder: Path, skipped: list[Skipped]) -> bool:
+    """False (and noted in ``skipped``) for a symbolic link that resolves outside ``folder``."""
+    if not p.is_symlink():
+        return True
+    target = p.resolve()
+    if target.is_relative_to(folder.resolve()):
+        return True
+    skipped.append(Skipped(display(p), p.lstat().st_size, f"a symbolic link to {display(target)}, outside the folder; not followed"))
+    return False
 
 
 def _looks_like_zip(path: Path) -> bool:
@@ -64,36 +120,58 @@ def _looks_like_zip(path: Path) -> bool:
         return f.read(4) == b"PK\x03\x04"
 
 
-def _unzip(path: Path, into: Path, max_bytes: int) -> list[SourceFile]:
+def _is_symlink(member: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(member.external_attr >> 16)
+
+
+def _unzip(path: Path, into: Path, budget: list[int], skipped: list[Skipped], name: str, depth: int) -> list[SourceFile]:
+    """The CSVs of one archive (``name`` is how messages and lineage call it); ``budget`` holds
+    the bytes all archives of this input may still expand to."""
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise InputError(f"{path}: not a readable ZIP file (truncated or corrupt); download it again") from None
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError):
+        raise InputError(f"{name}: not a readable ZIP file (truncated or corrupt); download it again") from None
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
         for m in members:
             pure = PurePosixPath(m.filename.replace("\\", "/"))
             if pure.is_absolute() or ".." in pure.parts or re.match(r"^[A-Za-z]:", m.filename):
-                raise InputError(f"{path}: ZIP entry {m.filename!r} has an unsafe path; refusing the archive")
+                raise InputError(f"{name}: ZIP entry {display(m.filename)!r} has an unsafe path; refusing the archive")
         declared = sum(m.file_size for m in members)
-        if declared > max_bytes:
-            raise InputError(f"{path}: ZIP declares {declared:,} bytes uncompressed, over the {max_bytes:,}-byte limit")
-        csvs = sorted((m for m in members if m.filename.lower().endswith(".csv")), key=lambda m: _natural(m.filename))
-        if not csvs:
-            raise InputError(f"{path}: ZIP holds no .csv file")
+        if declared > budget[0]:
+            raise InputError(f"{name}: ZIP declares {declared:,} bytes uncompressed, over the {budget[0]:,}-byte limit")
+        readable = []
+        for m in members:
+            label = f"{name}!{display(m.filename)}"
+            if _is_symlink(m):
+                skipped.append(Skipped(label, m.file_size, "a symbolic link inside a ZIP; not followed"))
+            elif m.filename.lower().endswith((".csv", ".zip")):
+                readable.append(m)
+            else:
+                skipped.append(Skipped(label, m.file_size, "not a CSV file"))
+        if not readable:
+            others = f" (it holds {len(members)} other member(s), listed as skipped)" if members else ""
+            raise InputError(f"{name}: ZIP holds no .csv file{others}")
         into.mkdir(parents=True, exist_ok=True)
         landed = []
-        budget = max_bytes
-        for i, member in enumerate(csvs):
+        for i, member in enumerate(sorted(readable, key=lambda m: _natural(m.filename))):
+            label = f"{name}!{display(member.filename)}"
             if member.file_size > (1 << 20) and member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1):
-                raise InputError(f"{path}!{member.filename}: compression ratio over {MAX_ZIP_RATIO}:1; refusing a likely ZIP bomb")
-            target = into / f"{i:03d}_{PurePosixPath(member.filename).name}"
-            budget -= _extract(archive, member, target, min(budget, member.file_size), path)
-            landed.append(SourceFile(f"{path}!{member.filename}", target))
+                raise InputError(f"{label}: compression ratio over {MAX_ZIP_RATIO}:1; refusing a likely ZIP bomb")
+            nested = member.filename.lower().endswith(".zip")
+            if nested and depth + 1 >= MAX_ZIP_DEPTH:
+                raise InputError(f"{label}: ZIPs nested more than {MAX_ZIP_DEPTH} deep; refusing a likely ZIP bomb")
+            target = into / f"{i:03d}{'.zip' if nested else '.csv'}"
+            budget[0] -= _extract(archive, member, target, min(budget[0], member.file_size), label)
+            if nested:
+                landed += _unzip(target, into / f"{i:03d}", budget, skipped, label, depth + 1)
+                target.unlink()
+            else:
+                landed.append(SourceFile(label, target))
         return landed
 
 
-def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, limit: int, path: Path) -> int:
+def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, limit: int, label: str) -> int:
     """Copies one member in 1 MiB chunks, stopping at ``limit`` bytes (a member may lie about its size)."""
     written = 0
     try:
@@ -101,10 +179,12 @@ def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, li
             while chunk := src.read(1 << 20):
                 written += len(chunk)
                 if written > limit:
-                    raise InputError(f"{path}!{member.filename}: expands past its declared size; refusing a likely ZIP bomb")
+                    raise InputError(f"{label}: expands past its declared size; refusing a likely ZIP bomb")
                 dst.write(chunk)
-    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        raise InputError(f"{path}!{member.filename}: ZIP member is corrupt ({exc}); download it again") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
+        raise InputError(f"{label}: ZIP member is corrupt or unsupported ({exc}); download it again") from None
+    except RuntimeError as exc:  # an encrypted member
+        raise InputError(f"{label}: ZIP member cannot be read ({exc}); give an unencrypted ZIP") from None
     return written
 
 
@@ -167,6 +247,53 @@ def scan(f: SourceFile, header: list[str], *, lossy: bool = True) -> pl.LazyFram
         row_index_offset=1,
         quote_char='"',
     )
+
+
+_WELL_QUOTED = re.compile(rb'(?:[^",\r\n]*|"(?:[^"]|"")*")(?:,(?:[^",\r\n]*|"(?:[^"]|"")*"))*\r?\n?')
+
+
+def bad_quote(path: Path) -> tuple[int, int, str] | None:
+    """Where a CSV's quoting first breaks: (data row, line of the file, what is wrong), or None.
+    Only for a file the fast reader refused: lines are matched by one regular expression, and
+    only lines holding a multi-line value or a broken quote are walked byte by byte."""
+    row, start, open_quote = -1, 0, False  # row 0 is the header
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if not open_quote:
+                row, start = row + 1, number
+                if b'"' not in line or _WELL_QUOTED.fullmatch(line):
+                    continue
+            state = "quoted" if open_quote else "start"
+            for byte in line.rstrip(b"\r\n"):
+                c = chr(byte)
+                if state == "start":
+                    state = "quoted" if c == '"' else ("start" if c == "," else "plain")
+                elif state == "plain":
+                    if c == '"':
+                        return row, number, 'a quote (") inside a value that does not start with one'
+                    state = "start" if c == "," else "plain"
+                elif state == "quoted":
+                    state = "closed" if c == '"' else "quoted"
+                elif c == '"':  # closed: a doubled quote is a quote inside the value
+                    state = "quoted"
+                elif c == ",":
+                    state = "start"
+                else:
+                    return row, number, "characters after the closing quote of a value"
+            open_quote = state == "quoted"
+    if open_quote:
+        return row, start, "a quoted value that is never closed"
+    return None
+
+
+def parse_error(f: SourceFile, rows_read: int, problem: str) -> InputError:
+    """The one line for a CSV the reader refused: the data row and the line of the file when they can be found."""
+    found = bad_quote(f.path)
+    if found is None:
+        return InputError(f"{f.name}: cannot parse as CSV after data row {rows_read:,}: {problem}; fix the file or download it again")
+    row, line, what = found
+    return InputError(f"{f.name}: cannot parse as CSV at data row {row:,} (line {line:,} of the file): {what}; "
+                      'a quote inside a value is written "" inside a quoted value; fix the file or download it again')
 
 
 def remove_landed(into: Path) -> None:

@@ -1,13 +1,18 @@
 """HTTP for the feeds: timeouts, retries with backoff and jitter, clear errors.
 
-Retries on 429, 5xx, connection errors and timeouts, honouring ``Retry-After``;
+Retries on 408, 429, 5xx, connection errors and timeouts, honouring ``Retry-After``;
 after the last attempt one ``HttpError`` names the method, URL, status and the
 attempt count. Every request carries a User-Agent naming awardwatch.
+
+Errors that retrying cannot fix are ``PermanentHttpError`` (a ``PermanentError``): any
+other 4xx at once, and a connection refused on every attempt (nothing listens there).
+``worth_retrying`` is the Prefect ``retry_condition_fn`` that stops task retries on them.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +23,25 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from schemas.errors import AwardwatchError
+from schemas.errors import AwardwatchError, PermanentError
 
-RETRY_STATUS = {429, 500, 502, 503, 504}
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+# Set by the CLI on SIGTERM: requests stop between attempts and between chunks, so worker threads end promptly.
+STOPPING = threading.Event()
+
+
+class Stopped(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM) while a request was under way."""
+
+
+def _check_stop() -> None:
+    if STOPPING.is_set():
+        raise Stopped("stopping: the process was asked to end")
+
+
+def _sleep(seconds: float) -> None:
+    if STOPPING.wait(seconds):
+        _check_stop()
 
 
 class _TooSlow(Exception):
@@ -33,6 +54,31 @@ class HttpError(AwardwatchError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+class PermanentHttpError(HttpError, PermanentError):
+    """A request retrying cannot fix: a 4xx other than 408/429, or every attempt refused."""
+
+
+def worth_retrying(task, task_run, state) -> bool:
+    """Prefect ``retry_condition_fn``: retry a failed task unless its error is a ``PermanentError``."""
+    try:
+        state.result()
+    except PermanentError:
+        return False
+    except BaseException:
+        return True
+    return True
+
+
+def _refused(exc: Exception) -> bool:
+    """Was the connection refused (no server on that port), as opposed to lost or timed out?"""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or "connection refused" in str(seen).lower() or "errno 111" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def shown(url: str) -> str:
@@ -62,7 +108,7 @@ class Http:
     max_wait: float = 120.0
     deadline: float = 300.0  # seconds for a whole (non-download) response, however slowly it trickles
     max_response: int = 64 << 20
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] = _sleep
     client: httpx.Client = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -87,12 +133,15 @@ class Http:
         url = self.url(path)
         problem = ""
         status = None
+        refused = 0
         for attempt in range(1, self.attempts + 1):
+            _check_stop()
             response = None
             try:
                 response = self._bounded(method, url, **kwargs)
             except (httpx.TransportError, httpx.TimeoutException) as exc:
                 problem = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                refused += isinstance(exc, httpx.ConnectError) and _refused(exc)
             except _TooSlow as exc:
                 problem = str(exc)
             else:
@@ -101,9 +150,12 @@ class Http:
                 status = response.status_code
                 problem = f"HTTP {status}{_detail(response)}"
                 if status not in RETRY_STATUS:
-                    raise HttpError(f"{method} {shown(url)} failed: {problem}", status)
+                    raise PermanentHttpError(f"{method} {shown(url)} failed: {problem}", status)
             if attempt < self.attempts:
                 self.sleep(self._wait(attempt, response))
+        if refused == self.attempts:
+            raise PermanentHttpError(f"{method} {shown(url)} failed: connection refused on all {self.attempts} attempts "
+                                     "(nothing listens there); check the URL or that the server is up")
         raise HttpError(f"{method} {shown(url)} failed after {self.attempts} attempts ({problem}); retry later", status)
 
     def _bounded(self, method: str, url: str, **kwargs) -> httpx.Response:
@@ -112,6 +164,7 @@ class Http:
         with self.client.stream(method, url, **kwargs) as streamed:
             body = bytearray()
             for chunk in streamed.iter_bytes():
+                _check_stop()
                 body += chunk
                 if len(body) > self.max_response:
                     raise HttpError(f"{method} {shown(url)}: answer exceeds {self.max_response:,} bytes; refusing")
@@ -136,18 +189,21 @@ class Http:
         partial = to.with_name(to.name + ".partial")
         started = time.monotonic()
         problem = ""
+        refused = 0
         for attempt in range(1, self.attempts + 1):
+            _check_stop()
             response = None
             try:
                 with self.client.stream("GET", url) as response:
                     if response.status_code >= 400:
                         problem = f"HTTP {response.status_code}"
                         if response.status_code not in RETRY_STATUS:
-                            raise HttpError(f"GET {shown(url)} failed: {problem}", response.status_code)
+                            raise PermanentHttpError(f"GET {shown(url)} failed: {problem}", response.status_code)
                     else:
                         written = 0
                         with open(partial, "wb") as f:
                             for chunk in response.iter_bytes(1 << 20):
+                                _check_stop()
                                 written += len(chunk)
                                 if written > max_bytes:
                                     raise HttpError(f"GET {shown(url)}: download exceeds {max_bytes:,} bytes; refusing")
@@ -162,9 +218,13 @@ class Http:
                             return to
             except (httpx.TransportError, httpx.TimeoutException) as exc:
                 problem = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                refused += isinstance(exc, httpx.ConnectError) and _refused(exc)
             if attempt < self.attempts:
                 self.sleep(self._wait(attempt, response))
         partial.unlink(missing_ok=True)
+        if refused == self.attempts:
+            raise PermanentHttpError(f"GET {shown(url)} failed: connection refused on all {self.attempts} attempts "
+                                     "(nothing listens there); check the URL or that the server is up")
         raise HttpError(f"GET {shown(url)} failed after {self.attempts} attempts ({problem}); retry later")
 
     def close(self) -> None:

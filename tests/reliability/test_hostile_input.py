@@ -79,7 +79,7 @@ REFUSED = {
     "zip bomb": (zip_bomb, r"compression ratio over \d+:1; refusing a likely ZIP bomb"),
     "truncated zip": (truncated_zip, r"not a readable ZIP file \(truncated or corrupt\)"),
     "not a zip": (not_a_zip, r"not a readable ZIP file"),
-    "unbalanced quotes": (unbalanced, r"cannot parse as CSV after data row \d+"),
+    "unbalanced quotes": (unbalanced, r"cannot parse as CSV at data row \d+ \(line \d+ of the file\)"),
     "repeated column": (repeated_header, r"header repeats column\(s\) recipient_name"),
     "dropped required column": (dropped_required, r"missing required column\(s\) award_id_piid"),
 }
