@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 import zipfile
 from pathlib import Path
 
@@ -59,3 +60,17 @@ def write_zip(path: Path, members: dict[str, Path]) -> Path:
         for name, src in members.items():
             z.write(src, name)
     return path
+
+
+def run_cli(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
+    """Runs ``awardwatch ARGS`` in-process: (exit code, stdout, stderr)."""
+    from flows import cli
+
+    monkeypatch.setattr(sys, "argv", ["awardwatch", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
 from flows import cli
 from tests.factories import row, write_csv
-
-
-def run(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["awardwatch", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.factories import run_cli as run
 
 
 def all_commands():

@@ -10,17 +10,14 @@ from __future__ import annotations
 import os
 import random
 import re
-import sys
 import time
 import zipfile
 from pathlib import Path
 
 import duckdb
-import pytest
 
-from flows import cli
 from schemas.layouts import current_columns
-from tests.factories import row, write_csv
+from tests.factories import row, run_cli, write_csv
 
 SEED = 18
 CASES = int(os.environ.get("FUZZ_CASES") or 90)  # FUZZ_CASES=1000 for a longer run
@@ -134,14 +131,7 @@ def content(warehouse: Path) -> tuple:
 
 
 def ingest(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["awardwatch", "ingest", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_cli(capsys, monkeypatch, "ingest", *args)
 
 
 def test_hostile_inputs_get_one_line_and_change_nothing_they_should_not(capsys, monkeypatch, tmp_path):

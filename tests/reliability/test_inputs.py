@@ -19,10 +19,10 @@ import pytest
 
 from flows import cli
 from flows.pipeline import ingest
-from flows.sources.files import MAX_ZIP_DEPTH, land
+from flows.sources.files import MAX_ZIP_DEPTH
 from flows.sources.http import Http, HttpError, PermanentHttpError, worth_retrying
 from schemas.errors import InputError, PermanentError, WarehouseError
-from tests.factories import row, write_csv
+from tests.factories import row, run_cli, write_csv
 from warehouse import db
 
 
@@ -39,17 +39,6 @@ def zip_of(path: Path, members: dict[str, bytes], links: dict[str, str] | None =
             info.external_attr = (0o120777 << 16)
             z.writestr(info, target)
     return path
-
-
-def run_cli(capsys, monkeypatch, *args):
-    monkeypatch.setattr(sys, "argv", ["awardwatch", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # --- finding 7: ZIP members -------------------------------------------------------------------
