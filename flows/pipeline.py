@@ -26,7 +26,7 @@ from flows.sources.files import (OVERFLOW, ROW, Skipped, SourceFile, display, ha
 from schemas.errors import AwardwatchError, InputError
 from schemas.layouts import LINEAGE, Layout, current_columns, detect
 from schemas.transaction import check_canonical
-from schemas.validate import REASONS, structure_reasons, value_reasons
+from schemas.validate import REASONS, field_counts, structure_reasons, value_reasons
 from transforms.transactions import canonical, derive_keys, needs_trim, normalise_text, to_current_layout
 from warehouse import companies, db, invariants, load, runs, snapshots
 from warehouse.runs import Counts
@@ -179,10 +179,16 @@ def stage_file(
     layout = check_layout(f, read_header(f))
     with stages.timing("read"):
         suspect = has_suspect_bytes(f.path)
+        widths, rows = field_counts(f.path, len(layout.columns))
     try:
-        staged, rejected, reasons = _stage(f, out, layout, source, batch_rows, lossy=suspect, progress=progress, stages=stages)
+        staged, rejected, reasons = _stage(f, out, layout, source, batch_rows, lossy=suspect, progress=progress, stages=stages,
+                                           widths=widths)
     except _NotUtf8:
-        staged, rejected, reasons = _stage(f, out, layout, source, batch_rows, lossy=True, progress=progress, stages=stages)
+        staged, rejected, reasons = _stage(f, out, layout, source, batch_rows, lossy=True, progress=progress, stages=stages,
+                                           widths=widths)
+    if staged.read != rows:  # the field counts belong to other rows: nothing can be trusted
+        raise InputError(f"{f.name}: read {staged.read:,} rows but the file's quoting gives {rows:,}; nothing from this "
+                         "file was loaded; check its quotes (a value holding a quote is quoted, the quote written \"\")")
     if staged.read and rejected / staged.read > max_rejected_share:
         top = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common(3))
         raise InputError(
@@ -194,7 +200,7 @@ def stage_file(
 
 
 def _stage(f: SourceFile, out: Path, layout: Layout, source: str, batch_rows: int, *, lossy: bool, progress: Progress,
-           stages: Stages) -> tuple[load.StagedFile, int, Counter[str]]:
+           stages: Stages, widths: pl.DataFrame | None = None) -> tuple[load.StagedFile, int, Counter[str]]:
     """One pass over the file: (staged files, rows rejected, reasons by kind)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -219,7 +225,7 @@ def _stage(f: SourceFile, out: Path, layout: Layout, source: str, batch_rows: in
                 path = out / f"deletions_{i:05d}.parquet"
                 deletions.write_parquet(path)
                 staged.deletions.append(path)
-        good, bad = split_batch(raw, layout, f.name, stages, check_bytes=lossy)
+        good, bad = split_batch(raw, layout, f.name, stages, check_bytes=lossy, widths=widths)
         if good.height:
             path = out / f"rows_{i:05d}.parquet"
             with stages.timing("stage"):
@@ -248,9 +254,10 @@ def check_layout(f: SourceFile, header: list[str]) -> Layout:
 
 
 def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str, stages: Stages | None = None,
-                check_bytes: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+                check_bytes: bool = True, widths: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One batch of text rows -> (canonical valid rows, quarantine rows with reasons).
-    ``check_bytes=False``: the file is known to hold no NUL and no U+FFFD."""
+    ``check_bytes=False``: the file is known to hold no NUL and no U+FFFD. ``widths``: the file's
+    rows with a wrong number of fields (``schemas.validate.field_counts``), quarantined whatever the layout."""
     stages = Stages() if stages is None else stages
     lineage = LINEAGE if layout.has_lineage else ()
     with stages.timing("transform"):
@@ -260,7 +267,8 @@ def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str, stages: Sta
     with stages.timing("validate"):
         last = "last_modified_date" if layout.columns[-1] == "last_modified_date" else None
         structure = structure_reasons(text, overflow=OVERFLOW, header_width=len(layout.columns), last_column=last,
-                                      problem="source_problem" if lineage else None, check_bytes=check_bytes)
+                                      problem="source_problem" if lineage else None, check_bytes=check_bytes,
+                                      fields=widths)
         values = value_reasons(text.select(list(current_columns())))
         reasons = pl.DataFrame([structure.alias("s"), values.alias("v")]).select(pl.concat_list("s", "v")).to_series()
         bad = reasons.list.len() > 0

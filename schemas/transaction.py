@@ -23,10 +23,14 @@ import polars as pl
 from schemas.layouts import current_columns
 
 EARLIEST_ACTION = date(1979, 10, 1)  # FPDS history starts in FY1980
+# Amounts have at most 15 digits before the point (under $1,000 trillion; the largest federal amounts
+# are 12-13 digits): a sum of up to 10^21 of them fits DECIMAL(38,2), so award and mart roll-ups
+# cannot overflow. Patterns use [0-9], never \d, which also matches other scripts' digits (١٢٣, １２３).
+MONEY_DIGITS = 15
 
 PIID = r"^[A-Z0-9][A-Z0-9\-.]{0,49}$"
 SUBTIER = r"^[0-9A-Z]{4}$"
-TOPTIER = r"^(\d{3}|[0-9A-Z]{4})$"
+TOPTIER = r"^([0-9]{3}|[0-9A-Z]{4})$"
 PATTERNS: dict[str, tuple[str, str]] = {
     # column: (regex, what it must be, in words)
     "contract_transaction_unique_key": (r"^[0-9A-Z\-]+(_[0-9A-Z\-.]+){5}$", "6 key parts joined by _"),
@@ -35,7 +39,7 @@ PATTERNS: dict[str, tuple[str, str]] = {
     "parent_award_id_piid": (PIID, "a PIID (letters, digits, '-', up to 50)"),
     "modification_number": (r"^[A-Z0-9\-.]{1,25}$", "a modification number"),
     "parent_award_modification_number": (r"^[A-Z0-9\-.]{1,25}$", "a modification number"),
-    "transaction_number": (r"^\d{1,6}$", "a whole number"),
+    "transaction_number": (r"^[0-9]{1,6}$", "a whole number"),
     "parent_award_agency_id": (SUBTIER, "a 4-character agency code"),
     "awarding_sub_agency_code": (SUBTIER, "a 4-character agency code"),
     "funding_sub_agency_code": (SUBTIER, "a 4-character agency code"),
@@ -43,21 +47,22 @@ PATTERNS: dict[str, tuple[str, str]] = {
     "funding_agency_code": (TOPTIER, "a 3-digit (CGAC) or 4-character (FREC) agency code"),
     "recipient_uei": (r"^[A-Z0-9]{12}$", "a UEI of 12 letters or digits"),
     "recipient_parent_uei": (r"^[A-Z0-9]{12}$", "a UEI of 12 letters or digits"),
-    "recipient_duns": (r"^\d{9}$", "a DUNS of 9 digits"),
-    "recipient_parent_duns": (r"^\d{9}$", "a DUNS of 9 digits"),
+    "recipient_duns": (r"^[0-9]{9}$", "a DUNS of 9 digits"),
+    "recipient_parent_duns": (r"^[0-9]{9}$", "a DUNS of 9 digits"),
     "product_or_service_code": (r"^[A-Z0-9]{4}$", "a 4-character PSC"),
-    "naics_code": (r"^\d{2,6}$", "a NAICS code of 2 to 6 digits"),
+    "naics_code": (r"^[0-9]{2,6}$", "a NAICS code of 2 to 6 digits"),
     "award_or_idv_flag": (r"^(AWARD|IDV)$", "AWARD or IDV"),
     "award_type_code": (r"^[A-D]$", "one of A, B, C, D"),
     "idv_type_code": (r"^[A-E]$", "one of A, B, C, D, E"),
     "action_type_code": (r"^[A-Z]$", "one letter (reason for modification)"),
-    "action_date_fiscal_year": (r"^\d{4}$", "a 4-digit year"),
+    "action_date_fiscal_year": (r"^[0-9]{4}$", "a 4-digit year"),
 }
 KIND_PATTERNS: dict[str, tuple[str, str]] = {
-    "money": (r"^-?\d{1,36}(\.\d{1,2})?$", "an amount like 1234.56 (no commas, at most 2 decimals)"),
-    "date": (r"^\d{4}-\d{2}-\d{2}( 00:00:00(\.0+)?)?$", "an ISO date YYYY-MM-DD"),
+    "money": (rf"^-?0*[0-9]{{1,{MONEY_DIGITS}}}(\.[0-9]{{1,2}})?$",
+              f"an amount like 1234.56 (ASCII digits, no commas, at most {MONEY_DIGITS} digits before the point and 2 after)"),
+    "date": (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}( 00:00:00(\.0+)?)?$", "an ISO date YYYY-MM-DD"),
     "timestamp": (
-        r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$",
+        r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$",
         "an ISO timestamp YYYY-MM-DD HH:MM:SS",
     ),
 }

@@ -8,6 +8,8 @@ every failed check of every failing row).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandera.polars as pa
 import polars as pl
 
@@ -18,12 +20,48 @@ _POS = "__pos__"
 _SHOWN = 60  # characters of a failing value kept in a reason
 
 
+ROW = "source_row"
+FIELDS = "fields"
+_PARTS = 4  # a line with more than 3 NUL bytes is cut at the 4th (its row is quarantined for the NUL anyway)
+
+
+def field_counts(path: Path, width: int) -> tuple[pl.DataFrame, int]:
+    """The data rows of a CSV whose number of fields is not ``width`` (columns ``source_row``, ``fields``),
+    and the number of data rows. One streaming pass over the file's lines, vectorised: a line continues
+    the row before it when the quotes before it are unbalanced (a quoted value spans lines), and the
+    commas of a row are those outside quoted values. (The CSV reader pads a short row with nulls and keeps
+    only the first surplus field, so neither a short row nor a surplus empty field shows in what it reads.)"""
+    parts = [f"part{i}" for i in range(_PARTS)]  # the line, split at NUL bytes (a byte CSV text never needs)
+    whole = pl.concat_str(parts, separator="\x00", ignore_nulls=True)
+    line = pl.when(pl.col(parts[1]).is_null()).then(pl.col(parts[0])).otherwise(whole).fill_null("")
+    quotes = line.str.count_matches('"', literal=True)
+    inside = (quotes.cum_sum() - quotes) % 2 == 1  # the line starts within a quoted value
+    text = pl.when(inside).then(pl.lit('"') + line).otherwise(line)
+    unquoted = pl.when(quotes > 0).then(text.str.replace_all(r'"[^"]*("|$)', "")).otherwise(line)
+    lines = pl.scan_csv(path, has_header=False, separator="\x00", quote_char=None, schema=dict.fromkeys(parts, pl.String),
+                        truncate_ragged_lines=True, encoding="utf8-lossy", missing_columns="insert")
+    per_row = (
+        lines.select(unquoted.str.count_matches(",", literal=True).alias("commas"), (~inside).cum_sum().alias(ROW))
+        .group_by(ROW).agg((pl.col("commas").sum() + 1).alias(FIELDS))
+        .select((pl.col(ROW).cast(pl.Int64) - 1).alias(ROW), FIELDS)  # the header is row 0
+        .collect(engine="streaming")
+    )
+    rows = int(per_row[ROW].max() or 0)
+    return per_row.filter((pl.col(ROW) > 0) & (pl.col(FIELDS) != width)).sort(ROW), rows
+
+
 def structure_reasons(df: pl.DataFrame, *, overflow: str, header_width: int, last_column: str | None,
-                      problem: str | None = None, check_bytes: bool = True) -> pl.Series:
+                      problem: str | None = None, check_bytes: bool = True,
+                      fields: pl.DataFrame | None = None) -> pl.Series:
     """Per row, the list of structural problems (empty list when none). ``problem`` names a
     column in which the source itself reported a problem with the row. ``check_bytes=False``
-    skips looking for NUL and U+FFFD in every value (the caller knows the file has neither)."""
+    skips looking for NUL and U+FFFD in every value (the caller knows the file has neither).
+    ``fields``: the file's rows with a wrong number of fields (``field_counts``); without it,
+    a null ``last_column`` stands for a short row."""
     text_cols = [c for c, t in df.schema.items() if t == pl.String and c not in (overflow, problem, "source_raw")]
+    if fields is not None and fields.height:
+        counted = df.select(pl.col(ROW).cast(pl.Int64)).join(fields, on=ROW, how="left", maintain_order="left")[FIELDS]
+        df = df.with_columns(counted.alias(FIELDS))
     checks = [
         pl.when(pl.col(overflow).is_not_null()).then(
             pl.lit(f"row has more fields than the header's {header_width}: extra value '")
@@ -38,7 +76,14 @@ def structure_reasons(df: pl.DataFrame, *, overflow: str, header_width: int, las
         checks.append(pl.when(bad_bytes).then(pl.lit("__bytes__")))
     if problem is not None:
         checks.append(pl.col(problem))
-    if last_column is not None:
+    if FIELDS in df.columns:
+        n = pl.col(FIELDS)
+        checks.append(
+            pl.when(n < header_width).then(pl.format("row has {} field(s), fewer than the header's {}", n, pl.lit(header_width)))
+            .when((n > header_width) & pl.col(overflow).is_null())
+            .then(pl.format("row has {} fields, more than the header's {}", n, pl.lit(header_width)))
+        )
+    if last_column is not None and fields is None:
         checks.append(
             pl.when(pl.col(last_column).is_null()).then(
                 pl.lit(f"row ends early or lacks its last field '{last_column}' (header has {header_width} fields)")

@@ -74,7 +74,7 @@ def test_row_with_too_few_fields_is_quarantined(tmp_path, warehouse, sql):
     assert (result.counts.inserted, result.counts.quarantined) == (1, 1)
     (row_no, reasons), = sql("SELECT source_row, reasons FROM quarantine")
     assert row_no == 2
-    assert "row ends early or lacks its last field 'last_modified_date' (header has 297 fields)" in reasons
+    assert reasons == ["row has 294 field(s), fewer than the header's 297"]
 
 
 def test_non_utf8_bytes_in_a_name_are_quarantined_with_the_column(tmp_path, warehouse, sql):

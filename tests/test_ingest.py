@@ -72,7 +72,7 @@ def test_quarantine_keeps_source_row_reasons_and_original_values(tmp_path, wareh
     assert (result.counts.inserted, result.counts.quarantined) == (1, 3)
     q = sql("SELECT source_row, reasons, original_values->>'$.action_date', source_file, first_run_id FROM quarantine ORDER BY source_row")
     assert q[0] == (2, ["action_date: not an ISO date YYYY-MM-DD (got '03/05/2018')"], "03/05/2018", str(f), result.run_id)
-    assert sorted(q[1][1]) == ["federal_action_obligation: not an amount like 1234.56 (no commas, at most 2 decimals) (got '1,000.00')",
+    assert sorted(q[1][1]) == ["federal_action_obligation: not an amount like 1234.56 (ASCII digits, no commas, at most 15 digits before the point and 2 after) (got '1,000.00')",
                                "recipient_duns: not a DUNS of 9 digits (got '12345678')"]
     assert q[2][:2] == (4, ["award_id_piid: missing (required)"])
 

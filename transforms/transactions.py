@@ -43,6 +43,28 @@ UPPER = (
 
 _TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")
 
+# Congressional district columns and the state code each is shown with. Today's download writes
+# STATE-CD (VA-08) when the state code is there, else the bare code (usaspending-api
+# download/helpers/download_annotation_functions.py ``congressional_district_display_name``); layouts
+# before 2023-07 (download_column_historical_lookups.py) wrote the bare FPDS code (08) in
+# recipient_/primary_place_of_performance_congressional_district.
+DISTRICTS = {
+    "prime_award_transaction_recipient_cd_original": "recipient_state_code",
+    "prime_award_transaction_recipient_cd_current": "recipient_state_code",
+    "prime_award_transaction_place_of_performance_cd_original": "primary_place_of_performance_state_code",
+    "prime_award_transaction_place_of_performance_cd_current": "primary_place_of_performance_state_code",
+}
+
+# The key's agency is the FPDS agencyID of the award's own ID (awardID/awardContractID/agencyID; broker
+# dataactcore/scripts/pipeline/pull_fpds_data.py ``calculate_remaining_fields``), which files of layouts
+# before 2019-06 do not carry. It is the contracting office's subtier (awarding_sub_agency_code) except at
+# Defense: every DoD component's PIID has agencyID 9700 (the broker's tests/unit/data/fpdsXML.txt: agencyID
+# 9700 under contractingOfficeAgencyID 1700 Navy; usaspending-api awards/award_id.md: DLA (97AS) award
+# CONT_AWD_H907_9700_SPE2DX16D1500_9700). DoD is toptier 097; its subtiers are 17xx, 21xx, 57xx and 97xx
+# (dataactvalidator/config/agency_codes.csv), used when the toptier code is absent.
+DOD_TOPTIER, DOD_KEY_AGENCY = "097", "9700"
+DOD_SUBTIER = r"^(17|21|57|97)[0-9A-Z]{2}$"
+
 
 def kinds() -> dict[str, str]:
     return current_columns()
@@ -62,7 +84,27 @@ def normalise_text(lf: pl.LazyFrame, trim: list[str] | None = None) -> pl.LazyFr
     cols = list(current_columns()) if trim is None else trim
     lf = lf.with_columns(pl.col(c).str.strip_chars() for c in cols)
     lf = lf.with_columns(pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in cols)
-    return lf.with_columns(pl.col(c).str.to_uppercase() for c in UPPER)
+    return lf.with_columns(pl.col(c).str.to_uppercase() for c in UPPER).pipe(congressional_districts)
+
+
+def congressional_districts(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """One form per district column, today's (see ``DISTRICTS``): a bare code of 1 or 2 digits becomes
+    ``STATE-CD`` with the row's state code, 2 digits (as the FPDS reader writes it); without a state code
+    it stays bare, as upstream writes it then. Other values are left as they are."""
+    out = []
+    for column, state in DISTRICTS.items():
+        code = pl.col(column)
+        digits = code.str.zfill(2)
+        shown = pl.when(pl.col(state).is_not_null()).then(pl.concat_str([pl.col(state), pl.lit("-"), digits])).otherwise(digits)
+        out.append(pl.when(code.str.contains(r"^[0-9]{1,2}$")).then(shown).otherwise(code).alias(column))
+    return lf.with_columns(out)
+
+
+def key_agency() -> pl.Expr:
+    """The agency part of the unique keys, for rows that lack them (see ``DOD_TOPTIER``)."""
+    subtier = pl.col("awarding_sub_agency_code")
+    dod = (pl.col("awarding_agency_code") == DOD_TOPTIER).fill_null(subtier.str.contains(DOD_SUBTIER))
+    return pl.when(dod).then(pl.lit(DOD_KEY_AGENCY)).otherwise(subtier)
 
 
 def needs_trim() -> list[pl.Expr]:
@@ -78,9 +120,9 @@ def _is_idv() -> pl.Expr:
 
 def derive_keys(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Fills ``contract_transaction_unique_key`` and ``contract_award_unique_key`` where a
-    file lacks them, as USAspending forms them. The FPDS agency id (owner of the PIID) is
-    not in the files, so the awarding subtier code stands in for it."""
-    agency, piid, mod = pl.col("awarding_sub_agency_code"), pl.col("award_id_piid"), pl.col("modification_number")
+    file lacks them, as the broker forms them (pull_fpds_data.py ``calculate_remaining_fields``).
+    The FPDS agency id (owner of the PIID) is not in such files: ``key_agency`` derives it."""
+    agency, piid, mod = key_agency(), pl.col("award_id_piid"), pl.col("modification_number")
     parent_agency = pl.col("parent_award_agency_id").fill_null(NONE)
     parent_piid = pl.col("parent_award_id_piid").fill_null(NONE)
     txn_no = pl.col("transaction_number").fill_null(NONE)

@@ -7,8 +7,8 @@ row against the warehouse by ``contract_transaction_unique_key``:
 - a key seen more than once in the file: the newest (``last_modified_date``,
   then the later row) is kept, the others count as duplicates;
 - unknown key: inserted; same ``row_hash``: unchanged; different content and not
-  older than the stored row: updated (a correction); older: unchanged (the
-  warehouse already holds a newer version).
+  older than the stored row: updated (a correction); older, or undated while the
+  stored row is dated: unchanged (the warehouse already holds a newer version).
 
 Only inserted and updated rows are written, then ``awards`` is rebuilt for the
 award keys they touch. Quarantine rows, the file's record in ``run_files`` and
@@ -108,7 +108,7 @@ def _plan(con: duckdb.DuckDBPyConnection, staged: list[Path]) -> None:
                    CASE WHEN i.copy > 1 THEN 'duplicate'
                         WHEN s.k IS NULL THEN 'insert'
                         WHEN s.row_hash = i.row_hash THEN 'unchanged'
-                        WHEN i.lmd < s.lmd THEN 'unchanged'
+                        WHEN s.lmd IS NOT NULL AND (i.lmd IS NULL OR i.lmd < s.lmd) THEN 'unchanged'
                         ELSE 'update' END AS action
             FROM incoming i LEFT JOIN stored s ON s.k = i.k
         )
