@@ -96,7 +96,7 @@ def check_not_empty(s: Settings, scope: str, window: Window, path: Path, date_ty
     """A bulk download of named agencies with no row, where the previous window of the same scope had
     rows, is an error (agency names are exact-match filters: a name that stopped matching gives 0 rows,
     not an error): nothing is loaded, the chunk is not done, the watermark does not move."""
-    if usaspending.has_rows(path):
+    if s.allow_empty or usaspending.has_rows(path):
         return
     before = previous_window(s, "usaspending", scope, window, date_type)
     if before and before[2] > 0:
@@ -104,7 +104,7 @@ def check_not_empty(s: Settings, scope: str, window: Window, path: Path, date_ty
             f"USAspending download {path.name} for {scope} {window} holds 0 rows, but the previous window "
             f"{before[0] or '(nightly)'} (run {before[1]}) had {before[2]:,}; an agency name that no longer matches "
             "exactly gives 0 rows: check the names in flows/sources/usaspending.py AGENCIES against the broker's "
-            "agency_codes.csv; nothing was loaded")
+            "agency_codes.csv; nothing was loaded (AWARDWATCH_ALLOW_EMPTY=true accepts it for a quiet agency)")
 
 
 def archive_scope(toptier: str) -> str:

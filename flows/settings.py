@@ -28,6 +28,7 @@ variable (or flag) and what it accepts. An empty variable means its default.
 | AWARDWATCH_LOCK_WAIT | 60 | number >= 0 | seconds to wait for another run that is writing the warehouse |
 | AWARDWATCH_WATCHLIST | watchlist.yaml | a file path | companies and agencies whose overnight changes the nightly job reports |
 | AWARDWATCH_STALE_DAYS | 2 | number > 0 | days without a successful nightly run after which `awardwatch status` calls a source stale |
+| AWARDWATCH_ALLOW_EMPTY | false | true or false | accept a download with 0 rows where the scope's previous window had rows (a quiet agency); by default that fails the window, since an agency name that stopped matching upstream also gives 0 rows |
 | AWARDWATCH_TASK_RETRIES | 2 | whole number >= 0 | Prefect retries of a whole extraction (a failed download job), 60 s then 300 s apart; errors retrying cannot fix (HTTP 4xx, connection refused) are not retried |
 | AWARDWATCH_DEBUG | (unset) | any value | the CLI prints the traceback of an unexpected error instead of one line |
 | AWARDWATCH_PROJECT_DIR | (unset) | a folder | where Prefect workers find this checkout (prefect.yaml's pull step) |
@@ -75,6 +76,7 @@ class Settings:
     lock_wait: float = 60.0
     watchlist: Path = Path("watchlist.yaml")
     stale_days: float = 2.0
+    allow_empty: bool = False
 
     @property
     def snapshots(self) -> str:
@@ -193,7 +195,17 @@ def load(env: dict[str, str] | None = None) -> Settings:
         lock_wait=_number(env, "lock_wait", 60.0),
         watchlist=Path(env.get("AWARDWATCH_WATCHLIST") or "watchlist.yaml"),
         stale_days=_number(env, "stale_days", 2.0),
+        allow_empty=_flag(env, "AWARDWATCH_ALLOW_EMPTY"),
     )
+
+
+def _flag(env, variable: str) -> bool:
+    text = (env.get(variable) or "").strip().lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise SettingsError(f"{variable}={text} is not allowed: expected true or false")
 
 
 def _list(value: str | None) -> tuple[str, ...]:

@@ -145,6 +145,8 @@ def test_zero_rows_where_the_previous_chunk_had_rows_is_an_error(tmp_path):
     # another scope, or no window before: 0 rows is fine
     jobs.check_not_empty(s, "awarding:ICE", jobs.Window(date(2019, 2, 1), date(2019, 2, 28)), empty, "action_date")
     jobs.check_not_empty(s, "awarding:ATF", jobs.Window(date(2018, 12, 1), date(2018, 12, 31)), empty, "action_date")
+    # a user who knows the agency is quiet says so (AWARDWATCH_ALLOW_EMPTY)
+    jobs.check_not_empty(s.but(allow_empty=True), "awarding:ATF", jobs.Window(date(2019, 2, 1), date(2019, 2, 28)), empty, "action_date")
 
 
 # ---------------------------------------------------------------- 3. replica lag, cached jobs
