@@ -20,7 +20,7 @@ from schemas.layouts import current_columns
 from tests.factories import row, run_cli, write_csv
 
 SEED = 18
-CASES = int(os.environ.get("FUZZ_CASES") or 90)  # FUZZ_CASES=1000 for a longer run
+CASES = int(os.environ.get("FUZZ_CASES") or 250)  # FUZZ_CASES=1000 for a longer run
 COLUMNS = list(current_columns())
 AMOUNTS = ["١٢٣", "۱۲۳.٤٥", "１２３", "1e5", "--1", "1,000.00", " 7 ", "9" * 36 + ".99", "-" + "9" * 40, "0x10", "NaN", "", "12.345"]
 BYTES = [b"\x00", b"\xff\xfe", b"\r", b'"', b'""', b"\xe2\x80", b"\n", b",", b"\x1b[31m"]
