@@ -28,7 +28,7 @@ def reconcile_command(
     Exit 0 when all match, 1 when any differs. Every run is kept in the `reconciliations` table.
     """
     from flows.reconcile import reconcile, repair_lines
-    from warehouse.reconcile import dumps
+    from flows.output import dumps
 
     s = config.load().but(warehouse=warehouse)
     result = reconcile(s, agency, fiscal_year, repair=repair)
@@ -59,7 +59,7 @@ def status_command(
     reconciliation's mismatches.
     """
     from flows.reconcile import status
-    from warehouse.reconcile import dumps
+    from flows.output import dumps
 
     s = config.load().but(warehouse=warehouse)
     report = status(s, online=not offline)

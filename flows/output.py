@@ -24,7 +24,8 @@ def safe_cell(value: object) -> object:
     return value
 
 
-def _plain(value: object) -> object:
+def plain(value: object) -> object:
+    """A value as JSON and CSV write it: decimals as exact strings, dates in ISO form."""
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (date, datetime)):
@@ -32,16 +33,21 @@ def _plain(value: object) -> object:
     return value
 
 
+def dumps(value: object) -> str:
+    """Plain data (dicts, lists, decimals, dates) as indented JSON."""
+    return json.dumps(value, default=plain, indent=2)
+
+
 def to_csv(columns: list[str], rows: list[tuple]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([safe_cell(c) for c in columns])
-    writer.writerows([safe_cell(v) if isinstance(v, str) else _plain(v) for v in row] for row in rows)
+    writer.writerows([safe_cell(v) if isinstance(v, str) else plain(v) for v in row] for row in rows)
     return buf.getvalue()
 
 
 def to_json(columns: list[str], rows: list[tuple]) -> str:
-    return json.dumps([{c: _plain(v) for c, v in zip(columns, row)} for row in rows], indent=2, default=str)
+    return json.dumps([{c: plain(v) for c, v in zip(columns, row)} for row in rows], indent=2, default=str)
 
 
 def _cell(value: object) -> str:

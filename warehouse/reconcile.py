@@ -6,7 +6,6 @@ Plain functions over a DuckDB connection; flows/reconcile.py puts them together.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -234,18 +233,6 @@ def archive_files_loaded(con: duckdb.DuckDBPyConnection) -> list[Applied]:
     return sorted((Applied(*k, n) for k, n in found.items()), key=lambda a: (a.toptier, a.kind, a.generated))
 
 
-def as_json(value: object) -> object:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return value
-
-
-def dumps(value: object) -> str:
-    return json.dumps(value, default=as_json, indent=2)
-
-
 # ------------------------------------------------------------------ nightly
 
 
@@ -262,7 +249,7 @@ def manifest_section(con: duckdb.DuckDBPyConnection) -> dict | None:
         return None
     cursor = con.execute(
         f"""
-        SELECT agency_code, agency_name, fiscal_year, {', '.join(FIGURES)}, status
+        SELECT agency_code, agency_name, fiscal_year, {', '.join(f"{f}::VARCHAR AS {f}" if "obligations" in f else f for f in FIGURES)}, status
         FROM reconciliations WHERE run_id = ?
         QUALIFY row_number() OVER (PARTITION BY agency_code, fiscal_year ORDER BY phase = 'recheck' DESC) = 1
         ORDER BY agency_code, fiscal_year
@@ -270,6 +257,6 @@ def manifest_section(con: duckdb.DuckDBPyConnection) -> dict | None:
         [latest[0]],
     )
     columns = [d[0] for d in cursor.description]
-    rows = [{k: as_json(v) for k, v in zip(columns, r)} for r in cursor.fetchall()]
+    rows = [dict(zip(columns, r)) for r in cursor.fetchall()]  # money as exact decimal strings
     return {"run_id": latest[0], "checked_at": latest[1].isoformat(), "ok": all(r["status"] == "match" for r in rows),
             "rows": rows}
