@@ -10,6 +10,8 @@ in a fresh process (``bench.child``), --repeat times, and reports medians:
 - duckdb-raw: ``CREATE TABLE t AS SELECT * FROM read_csv(file)`` (the reference);
 - nightly: a file of --nightly-rows rows (80% changed versions of loaded rows, 20% new keys)
   onto a copy of a warehouse that already holds the full file;
+- backfill: 12 chunks (the calendar months of 2018, --backfill-rows rows each) landed and loaded one
+  after the other into one new warehouse (``run_feeds`` where it exists, else one ``ingest`` per chunk);
 - Prefect start-up: a trivial flow with no Prefect server configured (reported, not included).
 
 Peak memory is the resident set of the measured process and all its descendants, sampled
@@ -46,6 +48,8 @@ MIB = 1 << 20
 MAX_RATIO_TO_RAW = 1.5
 MAX_PEAK_MIB = 2048
 MAX_NIGHTLY_SHARE = 0.05
+MAX_LAST_TO_FIRST_CHUNK = 1.25  # issue 16: the backfill's last chunk loads within 1.25x of its first
+BACKFILL_CHUNKS = 12  # bench.child.BACKFILL_MONTHS
 
 # performance-notes.md (1M rows, 2018 layout, 2 cores): figures quoted, not measured here
 NOTES_DLT_SECONDS = (50.0, 53.0)
@@ -268,6 +272,17 @@ def check_counts(label: str, result: dict, expected_read: int) -> None:
         raise BenchError(f"{label}: counts do not reconcile with the input: read {c['read']:,} rows, the file has {expected_read:,}")
 
 
+def check_backfill(label: str, result: dict, rows_per_chunk: int) -> None:
+    """Raises ``BenchError`` unless the backfill loaded its 12 chunks, each succeeded and reconciles with its rows."""
+    chunks = result["chunks"]
+    if len(chunks) != BACKFILL_CHUNKS:
+        raise BenchError(f"{label} ({result['backfill_path']}): {len(chunks)} chunk results, "
+                         f"expected {BACKFILL_CHUNKS}")
+    for i, chunk in enumerate(chunks):
+        check_counts(f"{label} ({result['backfill_path']}), chunk {i + 1} ({chunk['start']}..{chunk['end']})", chunk,
+                     rows_per_chunk)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Machine
 # ---------------------------------------------------------------------------------------------------------
@@ -348,6 +363,45 @@ def _summary(runs: list[Measured], seconds_key: str | None, rows: int | None = N
     }
 
 
+def _backfill_summary(runs: list[Measured], rows_per_chunk: int) -> dict | None:
+    """The backfill's figures: the whole job, the sum of its chunk loads, and each chunk (medians over repeats)."""
+    if not runs:
+        return None
+    rows = rows_per_chunk * BACKFILL_CHUNKS
+    for m in runs:
+        chunks = m.result["chunks"]
+        m.result["load_seconds"] = sum(c["seconds"] for c in chunks)
+        cpu = [c.get("ingest_cpu_seconds") for c in chunks]
+        m.result["load_cpu_seconds"] = None if None in cpu else sum(cpu)
+        m.result["last_to_first"] = chunks[-1]["seconds"] / chunks[0]["seconds"] if chunks[0]["seconds"] else None
+    per_chunk = []
+    for i, first in enumerate(runs[0].result["chunks"]):
+        taken = [m.result["chunks"][i] for m in runs]
+        per_chunk.append({
+            "start": first["start"], "end": first["end"], "counts": first["counts"],  # counts of the first repeat
+            "seconds": _median([c["seconds"] for c in taken]),
+            "land_seconds": _median([c.get("land_seconds") for c in taken]),
+            "stages": {k: _median([c["stages"].get(k, 0.0) for c in taken]) for k in first["stages"]},
+        })
+    paths = sorted({m.result["backfill_path"] for m in runs})
+    return {
+        "backfill_path": paths[0] if len(paths) == 1 else " and ".join(paths),
+        "fallback_reason": next((m.result["fallback_reason"] for m in runs if m.result["fallback_reason"]), None),
+        "chunks": BACKFILL_CHUNKS,
+        "rows_per_chunk": rows_per_chunk,
+        "rows": rows,
+        "window": f"{per_chunk[0]['start']}..{per_chunk[-1]['end']}",
+        "total": _summary(runs, "seconds", rows, cpu_key="cpu_seconds"),  # the whole job: land + load of 12 chunks
+        "loads": _summary(runs, "load_seconds", rows, cpu_key="load_cpu_seconds"),  # sum of the chunks' seconds
+        "first_chunk_seconds": per_chunk[0]["seconds"],
+        "last_chunk_seconds": per_chunk[-1]["seconds"],
+        "last_to_first": _median([m.result["last_to_first"] for m in runs]),  # median of the repeats' ratios
+        "transactions": runs[0].result["tables"]["transactions"],
+        "inserted": sum(c["counts"]["inserted"] for c in runs[0].result["chunks"]),
+        "per_chunk": per_chunk,
+    }
+
+
 def _fmt(value, spec: str = ",.1f", none: str = "-") -> str:
     return none if value is None else format(value, spec)
 
@@ -402,6 +456,10 @@ def report(res: dict) -> str:
     line(f"nightly ingest ({n['rows']:,} rows)", n["ingest"], process=False)
     line("nightly publish", n["publish"], process=False)
     line("nightly ingest + publish", n["total"], ratio=False)
+    bf = meas.get("backfill")
+    if bf:
+        line(f"backfill {bf['chunks']} x {bf['rows_per_chunk']:,} rows", bf["total"], ratio=False)
+        line("backfill chunk loads (sum)", bf["loads"], ratio=False, process=False)
     if meas.get("prefect") and meas["prefect"].get("repeats"):
         line("prefect start-up (not incl.)", meas["prefect"], ratio=False)
     out.append(_table(
@@ -415,6 +473,8 @@ def report(res: dict) -> str:
     )
     if res.get("raw_note"):
         out.append(f"  duckdb-raw: {res['raw_note']}")
+    if bf:
+        out.append(_backfill_line(bf))
     for label, s in (("pipeline publish", p["publish"]), ("nightly publish", meas["nightly"]["publish"])):
         for error in dict.fromkeys(s.get("failed") or []):
             out.append(f"  {label} FAILED: {error} (its seconds are the time until it failed)")
@@ -433,6 +493,20 @@ def report(res: dict) -> str:
     srows = [[name, _fmt(sec, ",.2f"), _fmt(100 * sec / p["ingest"]["seconds"], ".1f") + "%", _fmt(sec / raw if raw else None, ".2f") + "x"]
              for name, sec in st.items()]
     out.append(_table(["stage", "s", "of ingest", "/ duckdb-raw"], srows))
+
+    if bf:
+        out += ["", f"Backfill chunks ({bf['backfill_path']}; medians; load s = RunResult.seconds; "
+                    "counts of the first repeat):"]
+        brows = [[f"{c['start']}..{c['end']}", f"{c['counts']['read']:,}", f"{c['counts']['inserted']:,}",
+                  f"{c['counts']['updated'] + c['counts']['unchanged']:,}", _fmt(c["land_seconds"], ",.2f"),
+                  _fmt(c["seconds"], ",.2f"), _fmt(c["stages"].get("companies"), ",.2f"),
+                  _fmt(c["seconds"] / bf["first_chunk_seconds"] if bf["first_chunk_seconds"] else None, ".2f") + "x"]
+                 for c in bf["per_chunk"]]
+        out.append(_table(["chunk", "read", "inserted", "updated+unchanged", "land s", "load s", "companies s",
+                           "/ first"], brows))
+        out.append(f"  land s: generating the chunk file, timed by the bench only on the ingest-per-chunk path; "
+                   f"after the backfill the warehouse holds {bf['transactions']:,} transactions "
+                   f"({bf['inserted']:,} inserted by the chunks)")
 
     out += ["", "Counts (first repeat):"]
     crows = []
@@ -460,6 +534,16 @@ def report(res: dict) -> str:
         if res.get("flat_memory_check"):
             out.append(f"  {res['flat_memory_check']}")
     return "\n".join(out)
+
+
+def _backfill_line(bf: dict) -> str:
+    t = bf["total"]
+    how = bf["backfill_path"] + (f" ({bf['fallback_reason']})" if bf["fallback_reason"] else "")
+    return (f"  backfill: {bf['chunks']} chunks x {bf['rows_per_chunk']:,} rows ({bf['window']}, one a month, one new "
+            f"warehouse) via {how}: {t['seconds']:,.2f} s wall, {t['op_cpu_seconds']:,.1f} CPU s, "
+            f"{t['rows_per_second']:,.0f} rows/s, peak {t['peak_mib']:,.0f} MiB; chunk load s first "
+            f"{bf['first_chunk_seconds']:,.2f}, last {bf['last_chunk_seconds']:,.2f}, last/first "
+            f"{_fmt(bf['last_to_first'], '.2f')}x (issue 16: <= {MAX_LAST_TO_FIRST_CHUNK}x)")
 
 
 def _flat_memory(out: Path, layout: str, suffix: str, current: dict) -> list[dict]:
@@ -555,6 +639,15 @@ def run(args: argparse.Namespace) -> dict:
             check_counts(f"nightly run {i + 1}", m.result, nightly_rows)
             nightly_runs.append(m)
             shutil.rmtree(d, ignore_errors=True)
+        backfill_runs: list[Measured] = []
+        for i in range(0 if args.skip_backfill else args.repeat):
+            say(f"[{i + 1}/{args.repeat}] backfill ({BACKFILL_CHUNKS} x {args.backfill_rows:,} rows) ...")
+            d = work / f"backfill-{i}"
+            m = measure("backfill", {"workdir": str(d), "rows": args.backfill_rows, **knobs}, d)
+            track(f"backfill run {i + 1}")
+            check_backfill(f"backfill run {i + 1}", m.result, args.backfill_rows)
+            backfill_runs.append(m)
+            shutil.rmtree(d, ignore_errors=True)
         prefect_runs: list[Measured] = []
         prefect_errors: list[str] = []
         fresh_home = False
@@ -602,6 +695,7 @@ def run(args: argparse.Namespace) -> dict:
     n_publish = _summary(nightly_runs, "publish_seconds", peak_key="publish_peak_kib", cpu_key="publish_cpu_seconds",
                          error_key="publish_error")
     n_total = _summary(nightly_runs, "total_seconds")
+    backfill = _backfill_summary(backfill_runs, args.backfill_rows)
     prefect = _summary(prefect_runs, None) if prefect_runs else None
     if prefect_errors:
         prefect = (prefect or {}) | {"errors": prefect_errors, "runs": len(prefect_runs) + len(prefect_errors)}
@@ -632,6 +726,12 @@ def run(args: argparse.Namespace) -> dict:
         {"target": "  the same, publish included (not the issue's target)",
          "measured": f"{share_with_publish:.1%}", "holds": None, "value": share_with_publish},
     ]
+    if backfill and backfill["last_to_first"] is not None:
+        targets.append(
+            {"target": f"backfill: last chunk's load <= {MAX_LAST_TO_FIRST_CHUNK}x the first's (issue 16)",
+             "measured": f"{backfill['last_to_first']:.2f}x ({backfill['last_chunk_seconds']:.2f} s / "
+                         f"{backfill['first_chunk_seconds']:.2f} s, {backfill['backfill_path']})",
+             "holds": backfill["last_to_first"] <= MAX_LAST_TO_FIRST_CHUNK, "value": backfill["last_to_first"]})
     notes = []
     if changed:
         notes.append("the code under test changed while the benchmark ran, so the repeats may not measure the same code: "
@@ -665,6 +765,7 @@ def run(args: argparse.Namespace) -> dict:
             "pipeline": {"ingest": ingest, "publish": publish, "total": total, "stages": stages},
             "duckdb-raw": raw,
             "nightly": {"rows": nightly_rows, "file": small_meta, "ingest": n_ingest, "publish": n_publish, "total": n_total},
+            "backfill": backfill,  # None with --skip-backfill
             "prefect": prefect,
         },
         "targets": targets,
@@ -696,12 +797,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duckdb-memory-limit", metavar="LIMIT", default=None,
                         help="diagnosis only: make warehouse.db.connect use this DuckDB memory_limit (e.g. 4GB) "
                              "instead of its default; the report says so")
+    parser.add_argument("--backfill-rows", type=int, default=None,
+                        help="rows of each of the backfill's 12 monthly chunks (default: max(1000, rows // 12))")
+    parser.add_argument("--skip-backfill", action="store_true", help="skip the backfill measurement")
     parser.add_argument("--no-prefect", action="store_true", help="skip the Prefect start-up measurement")
     parser.add_argument("--keep-work", action="store_true", help="keep warehouses, snapshots and logs under --out/work")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
-    if args.rows < 1 or args.repeat < 1 or args.nightly_rows < 1:
-        parser.error("--rows, --repeat and --nightly-rows must be at least 1")
+    if args.rows < 1 or args.repeat < 1 or args.nightly_rows < 1 or (args.backfill_rows or 1) < 1:
+        parser.error("--rows, --repeat, --nightly-rows and --backfill-rows must be at least 1")
+    if args.backfill_rows is None:
+        args.backfill_rows = max(1000, args.rows // BACKFILL_CHUNKS)
     try:
         result = run(args)
     except BenchError as exc:

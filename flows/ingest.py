@@ -1,4 +1,4 @@
-"""Prefect flow `ingest`: local files into the warehouse (a thin wrapper over flows.pipeline)."""
+"""Prefect flow `ingest`: local files into the warehouse (``flows.core.ingest``)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows import pipeline
 from flows import settings as config
-from flows.output import run_markdown
+from flows.core import ingest
+from flows.core.summaries import run_markdown
 from warehouse.runs import as_dict
 
 
 @task(name="load-files")
-def load_files(paths: list[str], s: config.Settings) -> pipeline.RunResult:
-    return pipeline.ingest([Path(p) for p in paths], warehouse=s.warehouse, batch_rows=s.batch_rows,
-                           max_rejected_share=s.max_rejected_share, threads=s.threads)
+def load_files(paths: list[str], s: config.Settings) -> ingest.RunResult:
+    return ingest.ingest([Path(p) for p in paths], warehouse=s.warehouse, batch_rows=s.batch_rows,
+                         max_rejected_share=s.max_rejected_share, threads=s.threads, lock_wait=s.lock_wait)
 
 
 @flow(name="ingest")

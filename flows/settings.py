@@ -1,8 +1,10 @@
-"""Settings: the one place that reads environment variables, each checked at load.
+"""Settings: the one place that reads environment variables, each declared once (pydantic-settings) and checked.
 
-A value a setting cannot take (``AWARDWATCH_BATCH_ROWS=abc``, ``AWARDWATCH_THREADS=-1``,
-``--max-rejected -1``) stops the command before any work, with one line naming the
-variable (or flag) and what it accepts. An empty variable means its default.
+Each variable is one field below, with its default, type and range. ``load()`` reads them at the start of a
+command: a value a setting cannot take (``AWARDWATCH_BATCH_ROWS=abc``, ``AWARDWATCH_THREADS=-1``,
+``--max-rejected -1``) stops it before any work, with one line naming the variable (or flag) and what it
+accepts. An empty variable means its default. ``failpoint()`` and ``debug()`` read theirs each time they are
+called (child processes set them). tests/flows/test_settings.py checks this table against the declarations.
 
 | variable | default | accepts | meaning |
 |---|---|---|---|
@@ -16,7 +18,7 @@ variable (or flag) and what it accepts. An empty variable means its default.
 | AWARDWATCH_USASPENDING_URL | https://api.usaspending.gov | http(s) URL | USAspending API base URL |
 | AWARDWATCH_FPDS_URL | https://www.fpds.gov/ezsearch/FEEDS/ATOM | http(s) URL | FPDS ATOM feed URL |
 | AWARDWATCH_AGENCIES | DHS | comma-separated abbreviations or codes | agencies the nightly run extracts |
-| AWARDWATCH_SOURCES | usaspending | comma-separated usaspending, archive, fpds | sources of the nightly run |
+| AWARDWATCH_SOURCES | usaspending | comma-separated usaspending, archive, fpds, sample | sources of the nightly run |
 | AWARDWATCH_LOOKBACK_DAYS | 3 | whole number >= 0 | days before the watermark that each run reads again |
 | AWARDWATCH_POLL_SECONDS | 10 | number >= 0 | seconds between download-status polls |
 | AWARDWATCH_POLL_TIMEOUT | 14400 | number > 0 | seconds a download job may take |
@@ -24,59 +26,139 @@ variable (or flag) and what it accepts. An empty variable means its default.
 | AWARDWATCH_HTTP_ATTEMPTS | 5 | whole number >= 1 | attempts per request (408, 429, 5xx, connection errors) |
 | AWARDWATCH_HTTP_BACKOFF | 2 | number >= 0 | first retry wait in seconds, doubled each time, with jitter |
 | AWARDWATCH_BACKFILL_CONCURRENCY | 2 | whole number >= 1 | chunks a backfill downloads at once |
+| AWARDWATCH_TASK_RETRIES | 2 | whole number >= 0 | Prefect retries of a whole extraction (a failed download job), 60 s then 300 s apart; errors retrying cannot fix (HTTP 4xx, connection refused) are not retried |
 | AWARDWATCH_FPDS_CONCURRENCY | 4 | whole number >= 1 | FPDS feed pages fetched at once |
 | AWARDWATCH_LOCK_WAIT | 60 | number >= 0 | seconds to wait for another run that is writing the warehouse |
 | AWARDWATCH_WATCHLIST | watchlist.yaml | a file path | companies and agencies whose overnight changes the nightly job reports |
 | AWARDWATCH_STALE_DAYS | 2 | number > 0 | days without a successful nightly run after which `awardwatch status` calls a source stale |
 | AWARDWATCH_ALLOW_EMPTY | false | true or false | accept a download with 0 rows where the scope's previous window had rows (a quiet agency); by default that fails the window, since an agency name that stopped matching upstream also gives 0 rows |
-| AWARDWATCH_TASK_RETRIES | 2 | whole number >= 0 | Prefect retries of a whole extraction (a failed download job), 60 s then 300 s apart; errors retrying cannot fix (HTTP 4xx, connection refused) are not retried |
+| AWARDWATCH_SAMPLE_ROWS | 3000 | whole number >= 0 | rows per window of the generated `sample` feed (offline: the demo, the benchmark, trying a backfill) |
+| AWARDWATCH_SAMPLE_SEED | 2018 | a whole number | seed of the `sample` feed; a window's rows are the same for the same seed |
 | AWARDWATCH_DEBUG | (unset) | any value | the CLI prints the traceback of an unexpected error instead of one line |
-| AWARDWATCH_PROJECT_DIR | (unset) | a folder | where Prefect workers find this checkout (prefect.yaml's pull step) |
-| AWARDWATCH_KILL_AT, AWARDWATCH_PAUSE_AT, AWARDWATCH_PAUSE_SECONDS | (unset), (unset), 30 | a point of flows.failpoints, seconds | tests only: kill or pause the process at a named point |
+| AWARDWATCH_KILL_AT | (unset) | a point of flows.core.failpoints | tests only: the process kills itself at that point |
+| AWARDWATCH_PAUSE_AT | (unset) | a point of flows.core.failpoints | tests only: the process pauses at that point |
+| AWARDWATCH_PAUSE_SECONDS | 30 | number >= 0 | tests only: how long AWARDWATCH_PAUSE_AT pauses |
+| AWARDWATCH_PROJECT_DIR | (unset) | a folder | where Prefect workers find this checkout (read by prefect.yaml's pull step, not here) |
 """
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass, replace
+import types
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Annotated, Any, Self, Union, get_args, get_origin
+
+from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError, PydanticUseDefault
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 from schemas.errors import AwardwatchError
 
-SOURCES = ("usaspending", "archive", "fpds")
+from flows.sources import FEEDS  # the feed registry: names only, no feed is imported
+FLAGS = {"keep_snapshots": "--keep", "max_rejected_share": "--max-rejected", "backfill_concurrency": "--concurrency"}
+PREFECT_DEFAULTS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # no telemetry error lines offline
 
 
 class SettingsError(AwardwatchError):
     """A variable or flag holding a value it cannot take."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    warehouse: Path
-    snapshot_url: str | None = None
-    keep_snapshots: int = 30
-    batch_rows: int = 25_000
-    max_rejected_share: float = 0.05
-    threads: int | None = None
-    usaspending_url: str = "https://api.usaspending.gov"
-    fpds_url: str = "https://www.fpds.gov/ezsearch/FEEDS/ATOM"
-    agencies: tuple[str, ...] = ("DHS",)
-    sources: tuple[str, ...] = ("usaspending",)
-    lookback_days: int = 3
-    poll_every: float = 10.0
-    poll_timeout: float = 14400.0
-    http_timeout: float = 60.0
-    http_attempts: int = 5
-    http_backoff: float = 2.0
-    backfill_concurrency: int = 2
-    task_retries: int = 2
-    fpds_concurrency: int = 4
-    lock_wait: float = 60.0
-    watchlist: Path = Path("watchlist.yaml")
-    stale_days: float = 2.0
-    allow_empty: bool = False
+def _http_url(text: str) -> str:
+    if not text.lower().startswith(("http://", "https://")) or not text.split("://", 1)[1].strip("/"):
+        raise PydanticCustomError("accepts", "an http:// or https:// URL")
+    return text
+
+
+Url = Annotated[str, AfterValidator(_http_url)]
+
+
+class _Variables(BaseSettings):
+    """Fields read from environment variables (each field's alias) by ``read``; keyword arguments otherwise."""
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, validate_by_name=True, allow_inf_nan=False,
+                                      enable_decoding=False)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_):
+        return (init_settings,)  # only ``read`` looks at the environment, in the mapping it is given
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value):
+        if isinstance(value, str) and not value.strip():
+            raise PydanticUseDefault()
+        return value.strip() if isinstance(value, str) else value
+
+    @classmethod
+    def read(cls, env: Mapping[str, str]) -> Self:
+        """The fields from ``env``; a value a field cannot take is a SettingsError naming its variable."""
+        values = _Environment(cls, env)()
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise _refused(exc, cls, values, str) from None
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self.env = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self.env, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class Settings(_Variables):
+    """What a command runs with: one field per variable (its alias), with its default, type and range."""
+
+    home: Path = Field(Path("data"), validation_alias="AWARDWATCH_HOME")
+    warehouse: Path = Field(default_factory=lambda v: v["home"] / "awardwatch.duckdb",
+                            validation_alias="AWARDWATCH_WAREHOUSE")
+    snapshot_url: str | None = Field(None, validation_alias="AWARDWATCH_SNAPSHOT_URL")
+    keep_snapshots: int = Field(30, ge=1, validation_alias="AWARDWATCH_KEEP_SNAPSHOTS")
+    batch_rows: int = Field(25_000, ge=1, validation_alias="AWARDWATCH_BATCH_ROWS")
+    max_rejected_share: float = Field(0.05, ge=0, le=1, validation_alias="AWARDWATCH_MAX_REJECTED")
+    threads: int | None = Field(None, ge=1, validation_alias="AWARDWATCH_THREADS")
+    usaspending_url: Url = Field("https://api.usaspending.gov", validation_alias="AWARDWATCH_USASPENDING_URL")
+    fpds_url: Url = Field("https://www.fpds.gov/ezsearch/FEEDS/ATOM", validation_alias="AWARDWATCH_FPDS_URL")
+    agencies: tuple[str, ...] = Field(("DHS",), validation_alias="AWARDWATCH_AGENCIES")
+    sources: tuple[str, ...] = Field(("usaspending",), validation_alias="AWARDWATCH_SOURCES")
+    lookback_days: int = Field(3, ge=0, validation_alias="AWARDWATCH_LOOKBACK_DAYS")
+    poll_every: float = Field(10.0, ge=0, validation_alias="AWARDWATCH_POLL_SECONDS")
+    poll_timeout: float = Field(14400.0, gt=0, validation_alias="AWARDWATCH_POLL_TIMEOUT")
+    http_timeout: float = Field(60.0, gt=0, validation_alias="AWARDWATCH_HTTP_TIMEOUT")
+    http_attempts: int = Field(5, ge=1, validation_alias="AWARDWATCH_HTTP_ATTEMPTS")
+    http_backoff: float = Field(2.0, ge=0, validation_alias="AWARDWATCH_HTTP_BACKOFF")
+    backfill_concurrency: int = Field(2, ge=1, validation_alias="AWARDWATCH_BACKFILL_CONCURRENCY")
+    task_retries: int = Field(2, ge=0, validation_alias="AWARDWATCH_TASK_RETRIES")
+    fpds_concurrency: int = Field(4, ge=1, validation_alias="AWARDWATCH_FPDS_CONCURRENCY")
+    lock_wait: float = Field(60.0, ge=0, validation_alias="AWARDWATCH_LOCK_WAIT")
+    watchlist: Path = Field(Path("watchlist.yaml"), validation_alias="AWARDWATCH_WATCHLIST")
+    stale_days: float = Field(2.0, gt=0, validation_alias="AWARDWATCH_STALE_DAYS")
+    allow_empty: bool = Field(False, validation_alias="AWARDWATCH_ALLOW_EMPTY")
+    sample_rows: int = Field(3000, ge=0, validation_alias="AWARDWATCH_SAMPLE_ROWS")
+    sample_seed: int = Field(2018, validation_alias="AWARDWATCH_SAMPLE_SEED")
+
+    @field_validator("agencies", "sources", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        if isinstance(value, str):
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
+            if not value:
+                raise PydanticUseDefault()
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _registered(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(v not in FEEDS for v in value):  # the registry as it is now (a test may add a feed)
+            raise PydanticCustomError("accepts", "a comma-separated list of " + ", ".join(FEEDS))
+        return value
 
     @property
     def snapshots(self) -> str:
@@ -87,126 +169,95 @@ class Settings:
     def staging(self) -> Path:
         return self.warehouse.parent / "staging"
 
-    def but(self, **changes) -> "Settings":
+    def but(self, **changes) -> Settings:
         """A copy with the given fields changed; None values are ignored (unset CLI flags).
-        Numbers are checked as their variables are, and an error names the flag."""
-        given = {k: v for k, v in changes.items() if v is not None}
-        for name, value in given.items():
-            if name in RULES:
-                check(name, value, FLAGS.get(name, "--" + name.replace("_", "-")))
-        return replace(self, **given)
+        Values are checked as their variables are, and an error names the flag."""
+        values = dict(self) | {k: v for k, v in changes.items() if v is not None}
+        try:
+            return type(self)(**values)
+        except ValidationError as exc:
+            raise _refused(exc, type(self), values, _flag) from None
 
 
-# field -> (variable, type, lowest, lowest allowed itself, highest); "share" is a float from 0 to 1
-RULES: dict[str, tuple[str, type, float, bool, float | None]] = {
-    "keep_snapshots": ("AWARDWATCH_KEEP_SNAPSHOTS", int, 1, True, None),
-    "batch_rows": ("AWARDWATCH_BATCH_ROWS", int, 1, True, None),
-    "max_rejected_share": ("AWARDWATCH_MAX_REJECTED", float, 0, True, 1),
-    "threads": ("AWARDWATCH_THREADS", int, 1, True, None),
-    "lookback_days": ("AWARDWATCH_LOOKBACK_DAYS", int, 0, True, None),
-    "poll_every": ("AWARDWATCH_POLL_SECONDS", float, 0, True, None),
-    "poll_timeout": ("AWARDWATCH_POLL_TIMEOUT", float, 0, False, None),
-    "http_timeout": ("AWARDWATCH_HTTP_TIMEOUT", float, 0, False, None),
-    "http_attempts": ("AWARDWATCH_HTTP_ATTEMPTS", int, 1, True, None),
-    "http_backoff": ("AWARDWATCH_HTTP_BACKOFF", float, 0, True, None),
-    "backfill_concurrency": ("AWARDWATCH_BACKFILL_CONCURRENCY", int, 1, True, None),
-    "task_retries": ("AWARDWATCH_TASK_RETRIES", int, 0, True, None),
-    "fpds_concurrency": ("AWARDWATCH_FPDS_CONCURRENCY", int, 1, True, None),
-    "lock_wait": ("AWARDWATCH_LOCK_WAIT", float, 0, True, None),
-    "stale_days": ("AWARDWATCH_STALE_DAYS", float, 0, False, None),
-}
-FLAGS = {"keep_snapshots": "--keep", "max_rejected_share": "--max-rejected", "backfill_concurrency": "--concurrency"}
+def _flag(name: str) -> str:
+    """The CLI flag setting a field: ``--batch-rows`` for batch_rows."""
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
-def accepts(name: str) -> str:
-    """What a numeric setting accepts, in words."""
-    _, kind, low, inclusive, high = RULES[name]
-    if name == "max_rejected_share":
-        return "a share from 0 to 1 (0.05 lets 5% of a file's rows be quarantined)"
+class Failpoint(_Variables):
+    """Where tests stop this process (flows.core.failpoints)."""
+
+    kill_at: str | None = Field(None, validation_alias="AWARDWATCH_KILL_AT")
+    pause_at: str | None = Field(None, validation_alias="AWARDWATCH_PAUSE_AT")
+    pause_seconds: float = Field(30.0, ge=0, validation_alias="AWARDWATCH_PAUSE_SECONDS")
+
+
+class Debug(_Variables):
+    """The CLI's traceback switch."""
+
+    debug: str | None = Field(None, validation_alias="AWARDWATCH_DEBUG")  # any value; a string cannot fail
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """The settings from ``env`` (os.environ by default)."""
+    return Settings.read(os.environ if env is None else env)
+
+
+def failpoint() -> Failpoint:
+    """The failpoint variables as they are now (a parent process sets them for its child)."""
+    return Failpoint.read(os.environ)
+
+
+def debug() -> bool:
+    """Whether AWARDWATCH_DEBUG asks the CLI for tracebacks."""
+    return Debug.read(os.environ).debug is not None
+
+
+def prefect_defaults() -> None:
+    """Prefect settings this project needs unless the environment says otherwise."""
+    for variable, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(variable, value)
+
+
+def accepts(field: FieldInfo) -> str | None:
+    """What a field accepts, in words, from its declaration (None: the error says it)."""
+    kind = field.annotation
+    if get_origin(kind) in (Union, types.UnionType):
+        kind = next(a for a in get_args(kind) if a is not type(None))
+    bound = {k: getattr(m, k) for m in field.metadata for k in ("ge", "gt", "le") if hasattr(m, k)}
+    if kind is bool:
+        return "true or false"
+    if field.validation_alias == "AWARDWATCH_SOURCES":
+        return "a comma-separated list of " + ", ".join(FEEDS)
+    if kind not in (int, float):
+        return None
+    if (bound.get("ge"), bound.get("le")) == (0, 1):
+        return "a share from 0 to 1 (0.05 is 5%)"
     noun = "a whole number" if kind is int else "a number"
-    return f"{noun} of at least {low:g}" if inclusive else f"{noun} above {low:g}"
+    if "ge" in bound:
+        return f"{noun} of at least {bound['ge']:g}"
+    return f"{noun} above {bound['gt']:g}" if "gt" in bound else noun
 
 
-def check(name: str, value, label: str):
-    """``value`` if the setting can take it, else a SettingsError naming ``label`` and what it accepts."""
-    _, kind, low, inclusive, high = RULES[name]
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (kind is float or float(value).is_integer())
-    ok = ok and (value >= low if inclusive else value > low) and (high is None or value <= high)
-    if not ok:
-        raise SettingsError(f"{label}={value} is not allowed: expected {accepts(name)}")
-    return kind(value)
+def _refused(exc: ValidationError, model: type[_Variables], values: Mapping[str, Any], label: Callable[[str], str]):
+    """A one-line SettingsError for the first error: ``<label>=<value> is not allowed: expected <what>``."""
+    error = exc.errors(include_url=False)[0]
+    key = str(error["loc"][0])
+    names = {f.validation_alias: n for n, f in model.model_fields.items()}
+    field = model.model_fields.get(names.get(key, key))
+    expected = error["msg"] if error["type"] == "accepts" else field and accepts(field)
+    reason = f"expected {expected}" if expected else error["msg"]
+    return SettingsError(f"{label(key)}={_text(values.get(key, error['input']))} is not allowed: {reason}")
 
 
-def _number(env, name: str, default):
-    variable, kind = RULES[name][:2]
-    text = (env.get(variable) or "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text) if kind is int else float(text)
-    except ValueError:
-        raise SettingsError(f"{variable}={text} is not allowed: expected {accepts(name)}") from None
-    return check(name, value, variable)
-
-
-def _url(env, variable: str, default: str) -> str:
-    text = (env.get(variable) or "").strip()
-    if not text:
-        return default
-    if not text.lower().startswith(("http://", "https://")) or len(text.split("://", 1)[1].strip("/")) == 0:
-        raise SettingsError(f"{variable}: {_shown(text)!r} is not allowed: expected an http:// or https:// URL")
-    return text
-
-
-def _shown(url: str) -> str:
+def _text(value) -> str:
+    """A value as an error shows it: integral floats without ``.0``, URLs without user and password."""
     from flows.sources.http import shown
 
-    return shown(url)
-
-
-def load(env: dict[str, str] | None = None) -> Settings:
-    env = os.environ if env is None else env
-    home = Path(env.get("AWARDWATCH_HOME") or "data")
-    sources = _list(env.get("AWARDWATCH_SOURCES")) or Settings.sources
-    if unknown := [x for x in sources if x not in SOURCES]:
-        raise SettingsError(f"AWARDWATCH_SOURCES: unknown source(s) {', '.join(unknown)}; expected a comma-separated list of {', '.join(SOURCES)}")
-    return Settings(
-        home=home,
-        warehouse=Path(env.get("AWARDWATCH_WAREHOUSE") or home / "awardwatch.duckdb"),
-        snapshot_url=env.get("AWARDWATCH_SNAPSHOT_URL") or None,
-        keep_snapshots=_number(env, "keep_snapshots", 30),
-        batch_rows=_number(env, "batch_rows", 25_000),
-        max_rejected_share=_number(env, "max_rejected_share", 0.05),
-        threads=_number(env, "threads", None),
-        usaspending_url=_url(env, "AWARDWATCH_USASPENDING_URL", Settings.usaspending_url),
-        fpds_url=_url(env, "AWARDWATCH_FPDS_URL", Settings.fpds_url),
-        agencies=_list(env.get("AWARDWATCH_AGENCIES")) or Settings.agencies,
-        sources=sources,
-        lookback_days=_number(env, "lookback_days", 3),
-        poll_every=_number(env, "poll_every", 10.0),
-        poll_timeout=_number(env, "poll_timeout", 14400.0),
-        http_timeout=_number(env, "http_timeout", 60.0),
-        http_attempts=_number(env, "http_attempts", 5),
-        http_backoff=_number(env, "http_backoff", 2.0),
-        backfill_concurrency=_number(env, "backfill_concurrency", 2),
-        task_retries=_number(env, "task_retries", 2),
-        fpds_concurrency=_number(env, "fpds_concurrency", 4),
-        lock_wait=_number(env, "lock_wait", 60.0),
-        watchlist=Path(env.get("AWARDWATCH_WATCHLIST") or "watchlist.yaml"),
-        stale_days=_number(env, "stale_days", 2.0),
-        allow_empty=_flag(env, "AWARDWATCH_ALLOW_EMPTY"),
-    )
-
-
-def _flag(env, variable: str) -> bool:
-    text = (env.get(variable) or "").strip().lower()
-    if text in ("", "0", "false", "no"):
-        return False
-    if text in ("1", "true", "yes"):
-        return True
-    raise SettingsError(f"{variable}={text} is not allowed: expected true or false")
-
-
-def _list(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    try:
+        return shown(text) if "://" in text else text
+    except ValueError:  # not a URL urllib can split
+        return text

@@ -15,3 +15,7 @@ class WarehouseError(AwardwatchError):
 
 class PermanentError(AwardwatchError):
     """An error that retrying cannot fix (HTTP 4xx, connection refused): Prefect tasks do not retry it."""
+
+
+class UsageError(InputError):
+    """A command's arguments cannot work (an unknown agency, a reversed range): exit status 2, before any work."""

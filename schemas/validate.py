@@ -13,6 +13,7 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
+from schemas.names import ROW
 from schemas.transaction import failing_columns, passes_all, text_schema
 
 REASONS = "reasons"
@@ -20,7 +21,6 @@ _POS = "__pos__"
 _SHOWN = 60  # characters of a failing value kept in a reason
 
 
-ROW = "source_row"
 FIELDS = "fields"
 _PARTS = 4  # a line with more than 3 NUL bytes is cut at the 4th (its row is quarantined for the NUL anyway)
 

@@ -5,6 +5,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from flows.settings import prefect_defaults
+
+prefect_defaults()  # telemetry off, before any test imports Prefect
+
 
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Path:
@@ -20,7 +24,7 @@ def sql(warehouse: Path, sql_at):
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One Prefect test harness (temporary server and database) for the whole test run."""
+    """One Prefect test harness (temporary server and database) for the whole test run, telemetry off."""
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):

@@ -62,15 +62,15 @@ def write_zip(path: Path, members: dict[str, Path]) -> Path:
     return path
 
 
-def run_cli(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    """Runs ``awardwatch ARGS`` in-process: (exit code, stdout, stderr)."""
-    from flows import cli
+def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """The one CLI harness: ``awardwatch ARGS`` in-process through typer's CliRunner, errors turned into
+    one line and an exit status as ``awardwatch`` does (``flows.cli.commands.explain``): (status, stdout, stderr)."""
+    from typer.testing import CliRunner
 
-    monkeypatch.setattr(sys, "argv", ["awardwatch", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    from flows.cli import commands as cli
+
+    result = CliRunner().invoke(cli.app, list(args), env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        code, line = cli.explain(result.exception)
+        return code, result.stdout, result.stderr + line + "\n"
+    return result.exit_code, result.stdout, result.stderr

@@ -11,6 +11,8 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -107,6 +109,18 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None, 
 
 # a DuckDB database file: an 8-byte checksum, then this magic
 MAGIC, MAGIC_AT = b"DUCK", 8
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT, or ROLLBACK on any exception (Ctrl-C included)."""
+    con.execute("BEGIN")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def check_file(path: Path) -> None:

@@ -45,3 +45,22 @@ def chunk_done(con: duckdb.DuckDBPyConnection, backfill: str, source: str, scope
         "INSERT OR REPLACE INTO backfill_chunks VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?)",
         [backfill, source, scope, start, end, run_id, rows_read, now()],
     )
+
+
+def previous_window(con: duckdb.DuckDBPyConnection, source: str, scope: str, before: date, *,
+                    by_action_date: bool) -> tuple[str, str, int] | None:
+    """The window loaded before this one for the same source and scope: (its dates, its run, rows read).
+    By action date (backfill chunks): the done chunk ending latest before ``before``, of any backfill.
+    By last-modified date (nightly): the latest succeeded nightly run of the scope."""
+    if by_action_date:
+        found = con.execute(
+            "SELECT chunk_start || '..' || chunk_end, run_id, rows_read FROM backfill_chunks WHERE source = ? AND scope = ? "
+            "AND status = 'done' AND chunk_end < ? ORDER BY chunk_end DESC, finished_at DESC LIMIT 1",
+            [source, scope, before]).fetchone()
+    else:
+        found = con.execute(
+            "SELECT coalesce(json_extract_string(parameters, '$.windows[-1]'), ''), run_id, rows_read FROM runs "
+            "WHERE status = 'succeeded' AND command = 'run' AND json_extract_string(parameters, '$.source') = ? "
+            "AND json_extract_string(parameters, '$.scope') = ? ORDER BY started_at DESC LIMIT 1",
+            [source, scope]).fetchone()
+    return tuple(found) if found else None

@@ -6,8 +6,12 @@ import json
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import duckdb
+
+from schemas.errors import InputError
+from warehouse import db
 
 COUNTS = ("read", "inserted", "updated", "unchanged", "duplicate", "quarantined", "deleted")
 
@@ -126,3 +130,31 @@ def unfinished(con: duckdb.DuckDBPyConnection) -> str | None:
     note = f": {message.splitlines()[0][:160]}" if status == "failed" and message else ""
     return (f"run {run_id} ({command}, started {started}) did not finish ({how}{note}) and part of it is in the warehouse; "
             f"finish it by running {again} again, or roll it back by restoring the warehouse file from before the run")
+
+
+def set_snapshot(con: duckdb.DuckDBPyConnection, run_ids: list[str], snapshot_id: str) -> None:
+    """Records the snapshot that first reflects these runs."""
+    con.execute(f"UPDATE runs SET snapshot_id = ? WHERE run_id IN ({', '.join('?' * len(run_ids))})", [snapshot_id, *run_ids])
+
+
+def listing(path: Path, limit: int) -> tuple[list[str], list[tuple]]:
+    """The latest ``limit`` runs with their counts, newest first, on a read-only connection: (columns, rows)."""
+    if limit < 0:
+        raise InputError(f"--limit must be 0 or more, not {limit}")
+    con = db.connect(path, read_only=True)
+    try:
+        cursor = con.execute(
+            "SELECT run_id, command, status, started_at::TIMESTAMP(0) AS started, "
+            "round(epoch(ended_at - started_at), 1) AS seconds, rows_read AS read, rows_inserted AS inserted, "
+            "rows_updated AS updated, rows_unchanged AS unchanged, rows_duplicate AS duplicates, "
+            "rows_quarantined AS quarantined, reconciled, left(reconciliation, 60) AS usaspending, "
+            "left(message, 80) AS message FROM runs ORDER BY started_at DESC LIMIT ?", [int(limit)])
+        return [d[0] for d in cursor.description], cursor.fetchall()
+    finally:
+        con.close()
+
+
+def mark_failed(con: duckdb.DuckDBPyConnection, run_ids: list[str], message: str) -> None:
+    """A job step after its runs (``flows.core.ingest.settle``) failed: the runs are failed, with why."""
+    con.execute(f"UPDATE runs SET status = 'failed', message = ? WHERE run_id IN ({', '.join('?' * len(run_ids))})",
+                [message, *run_ids])

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from flows.sources.base import BACKFILL, Feed, Landed, Scope, Window, fiscal_year
 from flows.sources.http import Http, HttpError
+from schemas.agencies import Agency, toptier_codes
 from schemas.errors import InputError
 
 NAME = re.compile(r"FY(?P<fy>\d{4}|\(All\))_(?P<agency>[0-9A-Z]{3,4}|All)_Contracts_(?P<kind>Full|Delta)_(?P<stamp>\d{8})\.zip$")
@@ -83,3 +85,34 @@ def deltas_after(files: list[ArchiveFile], after: date | None) -> list[ArchiveFi
 
 def land(http: Http, files: list[ArchiveFile], into: Path) -> list[Path]:
     return [http.download(f.url, into / f.name) for f in files]
+
+
+class ArchiveFiles(Feed):
+    """The feed: a backfill lands each fiscal year's newest Full file (its generation date becomes the
+    department's watermark); a nightly run lands the Delta files generated after the watermark, in order."""
+
+    name = "archive"
+    chunk = "fiscal_year"
+
+    def scopes(self, chosen: list[Agency]) -> list[Scope]:
+        return [Scope(f"archive:{code}", tuple(chosen), code) for code in toptier_codes(chosen)]
+
+    def backfill_windows(self, start: date, end: date) -> list[Window]:
+        return [Window(date(fy - 1, 10, 1), date(fy, 9, 30)) for fy in range(fiscal_year(start), fiscal_year(end) + 1)]
+
+    def nightly_windows(self, scope: Scope, watermark: datetime | None, today: date) -> list[Window] | str:
+        if watermark is None:
+            return "no Full file loaded yet: run `awardwatch backfill --source archive` first"
+        return [Window(watermark.date(), today)]
+
+    def land(self, scope: Scope, window: Window, into: Path, mode: str) -> Landed:
+        http = Http.of(self.settings, self.settings.usaspending_url)
+        try:
+            if mode == BACKFILL:
+                found = full_file(listing(http, scope.toptier, window.end.year), window.end.year)
+                files = [found] if found else []
+            else:
+                files = deltas_after(listing(http, scope.toptier, fiscal_year(window.end)), window.start)
+            return Landed(land(http, files, into), files[-1].generated if files else None, [f.name for f in files])
+        finally:
+            http.close()

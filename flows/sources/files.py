@@ -23,9 +23,8 @@ from pathlib import Path, PurePosixPath
 import polars as pl
 
 from schemas.errors import InputError
+from schemas.names import OVERFLOW, ROW
 
-OVERFLOW = "__overflow__"  # catches the fields of a row that has more than the header
-ROW = "source_row"  # data row number in its file: 1 is the first row after the header
 HEADER_BYTES = 1 << 20
 MAX_UNZIPPED_BYTES = 64 << 30  # per archive
 MAX_ZIP_RATIO = 400  # uncompressed / compressed, per member over 1 MiB (CSV is rarely over 30)

@@ -22,13 +22,14 @@ import csv
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from flows.sources.fpds_xml import (AWARD_TYPES, FeedPage, announced_total, build_query, page_url, parse_deleted_page,
                                     parse_page)
+from flows.sources.base import BACKFILL, NIGHTLY, Feed, Landed, Scope, Window
 from flows.sources.http import Http, shown
-from flows.sources.usaspending import AGENCIES, Agency
+from schemas.agencies import AGENCIES, Agency
 from schemas.errors import InputError
 from schemas.layouts import current_columns
 
@@ -169,3 +170,40 @@ def _row(entry: dict, page: Page) -> dict:
 def write_index(pages: list[Page], into: Path) -> None:
     """Which landed file came from which URL (to replay a load without downloading again)."""
     (into / "pages.json").write_text(json.dumps([{"url": p.url, "file": p.path.name, "feed": p.feed} for p in pages], indent=1))
+
+
+class AtomFeed(Feed):
+    """The feed: the PUBLIC and DELETED pages of a LAST_MOD_DATE window for each agency (a month per backfill
+    chunk; from the watermark less the look-back at night), each query's count checked against the total the
+    feed announces, written as one canonical CSV."""
+
+    name = "fpds"
+
+    def scopes(self, chosen: list[Agency]) -> list[Scope]:
+        return [Scope("contracting:" + ",".join(sorted(a.abbreviation for a in chosen)), tuple(chosen))]
+
+    def nightly_windows(self, scope: Scope, watermark: datetime | None, today: date) -> list[Window]:
+        from flows.sources.usaspending import windows
+
+        start = (watermark.date() if watermark else today) - timedelta(days=self.settings.lookback_days)
+        return [Window(a, b) for a, b in windows(start, today)]
+
+    def land(self, scope: Scope, window: Window, into: Path, mode: str) -> Landed:
+        into = into / f"{window.start:%Y%m%d}" if mode == BACKFILL else into
+        s = self.settings
+        http = Http.of(s, s.fpds_url)
+        try:
+            feed = FpdsFeed(http, s.fpds_url, concurrency=s.fpds_concurrency)
+            pages: list[Page] = []
+            announced = 0
+            for agency in scope.agencies:
+                for kind in ("PUBLIC", "DELETED"):
+                    got, total = feed.window(agency_term(agency), window.start, window.end, into / agency.abbreviation, kind)
+                    pages += got
+                    announced += total
+            for folder in {p.path.parent for p in pages}:
+                write_index([p for p in pages if p.path.parent == folder], folder)
+            path = to_csv(pages, announced, into / f"fpds_{window.start:%Y%m%d}_{window.end:%Y%m%d}.csv", window=str(window))
+        finally:
+            http.close()
+        return Landed([path], window.end if mode == NIGHTLY else None, [path.name])

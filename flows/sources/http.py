@@ -6,7 +6,7 @@ attempt count. Every request carries a User-Agent naming awardwatch.
 
 Errors that retrying cannot fix are ``PermanentHttpError`` (a ``PermanentError``): any
 other 4xx at once, and a connection refused on every attempt (nothing listens there).
-``worth_retrying`` is the Prefect ``retry_condition_fn`` that stops task retries on them.
+``flows.tasks.worth_retrying`` (the Prefect ``retry_condition_fn``) stops task retries on them.
 """
 
 from __future__ import annotations
@@ -60,17 +60,6 @@ class PermanentHttpError(HttpError, PermanentError):
     """A request retrying cannot fix: a 4xx other than 408/429, or every attempt refused."""
 
 
-def worth_retrying(task, task_run, state) -> bool:
-    """Prefect ``retry_condition_fn``: retry a failed task unless its error is a ``PermanentError``."""
-    try:
-        state.result()
-    except PermanentError:
-        return False
-    except BaseException:
-        return True
-    return True
-
-
 def _refused(exc: Exception) -> bool:
     """Was the connection refused (no server on that port), as opposed to lost or timed out?"""
     seen = exc
@@ -114,6 +103,11 @@ class Http:
     def __post_init__(self) -> None:
         if self.client is None:
             self.client = httpx.Client(timeout=self.timeout, headers={"User-Agent": user_agent()}, follow_redirects=True)
+
+    @classmethod
+    def of(cls, settings, base_url: str) -> "Http":
+        """A client with the job's timeout, attempts and backoff (``flows.settings.Settings``)."""
+        return cls(base_url=base_url, timeout=settings.http_timeout, attempts=settings.http_attempts, backoff=settings.http_backoff)
 
     def url(self, path: str) -> str:
         return path if "://" in path else self.base_url.rstrip("/") + "/" + path.lstrip("/")

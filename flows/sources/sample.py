@@ -9,7 +9,8 @@ Generation is vectorised (polars + pyarrow; random bytes from ``random.Random``,
 draws per chunk of ``chunk_rows`` rows, text built and written WRITE_ROWS rows at a time, so memory stays
 flat for any number of rows. Output depends only on the arguments (chunk_rows included). Identifiers
 (UEI, DUNS, CAGE, PIIDs), addresses and amounts are synthetic; do not read them as facts about the
-companies named.
+companies named. The reference tables (agencies, places, products, vendors, code lists) are data files in
+``sample_data/``, loaded once at import by ``flows.sources.sample_data``.
 """
 
 from __future__ import annotations
@@ -30,10 +31,19 @@ from typing import IO, ContextManager
 import polars as pl
 import pyarrow as pa
 
+from flows.sources.base import NIGHTLY, Feed, Landed, Scope, Window
+from flows.sources.sample_data import (
+    ACTION_CODES, ACTION_TYPES, AGENCY_IDV_TYPES, AGENCY_SITES, AWARD_KINDS, BASE_FLAGS, BPA_CALL, CODED, CODED_BY,
+    CONSTANT_CODED, DEFAULT_AGENCY_SHARES, DEFINITIVE, DELIVERY_ORDER, FUNDING, IDV, IDV_DESCRIPTION_PREFIX, IDV_TYPES,
+    INHERENTLY_GOVERNMENTAL, LINE_CLASSES, LINE_NAMES, LOCATION_KEYS, LOCATIONS, LONG_TAILS, MOD_TEXTS, NAICS,
+    OBJECT_CLASSES, OFFICES, PARENT_AGENCY_NAMES, PRODUCT_LINES, PROFILE_FLAGS, PROFILE_SET_ASIDE, PROGRAM_ACRONYMS,
+    PSC, PURCHASE_ORDER, RECIPIENTS, SET_ASIDES, SINGLE_OR_MULTIPLE, SMALL_BUSINESS_AGENCIES, SMALL_BUSINESSES,
+    SMALL_PROFILES, STATES, SUBTIER_CODES, SUBTIERS, TOPTIERS, TYPES_OF_IDC, Recipient,
+)
 from schemas.layouts import RENAMES, current_columns, legacy_2018_columns
 
 # ---------------------------------------------------------------------------------------------------------
-# Reference lists
+# Generator settings (the reference tables are in sample_data/)
 # ---------------------------------------------------------------------------------------------------------
 
 LAYOUTS = ("current", "legacy")
@@ -48,373 +58,10 @@ EXTRA_FIELD_VALUE = "EXTRA"
 WRITE_ROWS = 10_000  # rows turned into text and written at a time
 MULTILINE_COLUMNS = ("transaction_description", "prime_award_base_transaction_description", "award_description")
 
-TOPTIERS = {
-    "070": "Department of Homeland Security",
-    "015": "Department of Justice",
-    "047": "General Services Administration",
-}
-
-# subtier code, name, toptier, share of awards (%), modification style, treasury account, program activity
-SUBTIERS = (
-    ("7012", "U.S. Immigration and Customs Enforcement", "070", 30, "P", "0540", "0001: OPERATIONS AND SUPPORT"),
-    ("7014", "U.S. Customs and Border Protection", "070", 28, "P", "0530", "0001: OPERATIONS AND SUPPORT"),
-    ("7003", "U.S. Citizenship and Immigration Services", "070", 8, "P", "5088", "0001: IMMIGRATION EXAMINATIONS FEE"),
-    ("7013", "Transportation Security Administration", "070", 8, "P", "0550", "0001: OPERATIONS AND SUPPORT"),
-    ("7022", "Federal Emergency Management Agency", "070", 6, "P", "0700", "0002: MISSION SUPPORT"),
-    ("7001", "Office of Procurement Operations", "070", 6, "P", "0100", "0001: OPERATIONS AND SUPPORT"),
-    ("1540", "Federal Prison System / Bureau of Prisons", "015", 6, "N", "1060", "0001: INMATE CARE AND PROGRAMS"),
-    ("1549", "Federal Bureau of Investigation", "015", 5, "A", "0200", "0001: INTELLIGENCE"),
-    ("4732", "Federal Acquisition Service", "047", 3, "P", "4534", "0001: ACQUISITION SERVICES FUND"),
-)
-SUBTIER_CODES = tuple(s[0] for s in SUBTIERS)
-
-# subtier -> contracting offices: (office code, office name, pre-FY2018 PIID prefix)
-OFFICES = {
-    "7012": (
-        ("70CDCR", "ICE DETENTION COMPLIANCE AND REMOVALS", "HSCECR"),
-        ("70CMSD", "ICE MISSION SUPPORT DALLAS", "HSCEMD"),
-        ("70CTD0", "ICE OFFICE OF ACQUISITION MANAGEMENT", "HSCETC"),
-        ("70CMSW", "ICE MISSION SUPPORT WILLISTON", "HSCEMS"),
-    ),
-    "7014": (
-        ("70B04C", "CBP OFFICE OF INFORMATION AND TECHNOLOGY CONTRACTING", "HSBP10"),
-        ("70B03C", "CBP BORDER ENFORCEMENT CONTRACTING DIVISION", "HSBP11"),
-        ("70B02C", "CBP MISSION SUPPORT CONTRACTING DIVISION", "HSBP12"),
-        ("70B01C", "CBP BORDER PATROL PROGRAM CONTRACTING", "HSBP13"),
-    ),
-    "7003": (("70SBUR", "USCIS CONTRACTING OFFICE", "HSSCCG"),),
-    "7013": (
-        ("70T010", "TSA MISSION SUPPORT", "HSTS01"),
-        ("70T030", "TSA OFFICE OF ACQUISITION PROGRAM MANAGEMENT", "HSTS03"),
-    ),
-    "7022": (
-        ("70FA20", "FEMA HEADQUARTERS PROCUREMENT", "HSFEHQ"),
-        ("70FA60", "FEMA REGION 6 PROCUREMENT", "HSFE60"),
-    ),
-    "7001": (
-        ("70RTAC", "OPO TECHNOLOGY ACQUISITION CENTER", "HSHQDC"),
-        ("70RDAD", "OPO HEADQUARTERS PROCUREMENT DIVISION", "HSHQDA"),
-    ),
-    "1540": (
-        ("15BNAS", "BOP NATIONAL ACQUISITIONS SECTION", "DJBN01"),
-        ("15B304", "BOP FCI BIG SPRING", "DJB304"),
-    ),
-    "1549": (
-        ("15F067", "FBI-JEH", "DJF167"),
-        ("15F061", "FBI CJIS DIVISION", "DJF161"),
-    ),
-    "4732": (("47QFCA", "GSA/FAS FEDSIM", "GS00Q1"),),
-}
-
-# awarding subtier -> funding subtier shares (%); GSA FAS buys for DHS and DOJ (assisted acquisition)
-FUNDING = {
-    "7012": {"7012": 95, "7001": 5},
-    "7014": {"7014": 95, "7001": 5},
-    "7001": {"7001": 40, "7012": 20, "7014": 20, "7003": 10, "7013": 10},
-    "4732": {"7012": 35, "7014": 35, "7001": 20, "1549": 10},
-}
-
-STATES = {  # code -> (name, FIPS)
-    "AZ": ("ARIZONA", "04"), "CA": ("CALIFORNIA", "06"), "CO": ("COLORADO", "08"),
-    "DC": ("DISTRICT OF COLUMBIA", "11"), "FL": ("FLORIDA", "12"), "GA": ("GEORGIA", "13"),
-    "IL": ("ILLINOIS", "17"), "LA": ("LOUISIANA", "22"), "MD": ("MARYLAND", "24"), "MO": ("MISSOURI", "29"),
-    "TN": ("TENNESSEE", "47"), "TX": ("TEXAS", "48"), "VA": ("VIRGINIA", "51"), "VT": ("VERMONT", "50"),
-    "WA": ("WASHINGTON", "53"), "WV": ("WEST VIRGINIA", "54"), "AL": ("ALABAMA", "01"),
-}
-
-# key -> (city, county, county FIPS within state, state, ZIP+4, congressional district)
-LOCATIONS = {
-    "WASHINGTON_DC": ("WASHINGTON", "DISTRICT OF COLUMBIA", "001", "DC", "200075201", "00"),
-    "PALO_ALTO": ("PALO ALTO", "SANTA CLARA", "085", "CA", "943011616", "18"),
-    "REDMOND": ("REDMOND", "KING", "033", "WA", "980528300", "09"),
-    "ROUND_ROCK": ("ROUND ROCK", "WILLIAMSON", "491", "TX", "786820001", "31"),
-    "MCLEAN": ("MC LEAN", "FAIRFAX", "059", "VA", "221023008", "08"),
-    "CHICAGO": ("CHICAGO", "COOK", "031", "IL", "606613781", "07"),
-    "BOCA_RATON": ("BOCA RATON", "PALM BEACH", "099", "FL", "334313367", "22"),
-    "BRENTWOOD": ("BRENTWOOD", "WILLIAMSON", "187", "TN", "370276929", "07"),
-    "ARLINGTON": ("ARLINGTON", "ARLINGTON", "013", "VA", "222091742", "08"),
-    "FALLS_CHURCH": ("FALLS CHURCH", "FAIRFAX", "059", "VA", "220424504", "11"),
-    "RESTON": ("RESTON", "FAIRFAX", "059", "VA", "201905640", "11"),
-    "HERNDON": ("HERNDON", "FAIRFAX", "059", "VA", "201714612", "11"),
-    "ROCKVILLE": ("ROCKVILLE", "MONTGOMERY", "031", "MD", "208503210", "08"),
-    "COLUMBIA_MD": ("COLUMBIA", "HOWARD", "027", "MD", "210461504", "03"),
-    "SAN_ANTONIO": ("SAN ANTONIO", "BEXAR", "029", "TX", "782161145", "21"),
-    "TAMPA": ("TAMPA", "HILLSBOROUGH", "057", "FL", "336073342", "14"),
-    "HUNTSVILLE": ("HUNTSVILLE", "MADISON", "089", "AL", "358061024", "05"),
-    "ATLANTA": ("ATLANTA", "FULTON", "121", "GA", "303031102", "05"),
-    "SAN_DIEGO": ("SAN DIEGO", "SAN DIEGO", "073", "CA", "921011234", "52"),
-    "EL_PASO": ("EL PASO", "EL PASO", "141", "TX", "799251234", "16"),
-    "TUCSON": ("TUCSON", "PIMA", "019", "AZ", "857061234", "03"),
-    "DILLEY": ("DILLEY", "FRIO", "163", "TX", "780171234", "23"),
-    "KARNES_CITY": ("KARNES CITY", "KARNES", "255", "TX", "781182530", "15"),
-    "ADELANTO": ("ADELANTO", "SAN BERNARDINO", "071", "CA", "923019412", "08"),
-    "TACOMA": ("TACOMA", "PIERCE", "053", "WA", "984211615", "06"),
-    "AURORA": ("AURORA", "ARAPAHOE", "005", "CO", "800112210", "06"),
-    "CONROE": ("CONROE", "MONTGOMERY", "339", "TX", "773017431", "08"),
-    "OAKDALE": ("OAKDALE", "ALLEN", "003", "LA", "714630001", "04"),
-    "SPRINGFIELD_VA": ("SPRINGFIELD", "FAIRFAX", "059", "VA", "221500001", "08"),
-    "BURLINGTON_VT": ("SOUTH BURLINGTON", "CHITTENDEN", "007", "VT", "054031234", "00"),
-    "LEES_SUMMIT": ("LEES SUMMIT", "JACKSON", "095", "MO", "640641234", "05"),
-    "DENTON": ("DENTON", "DENTON", "121", "TX", "762093600", "26"),
-    "BLUEMONT": ("BLUEMONT", "LOUDOUN", "107", "VA", "201351234", "10"),
-    "CLARKSBURG": ("CLARKSBURG", "HARRISON", "033", "WV", "263060001", "01"),
-    "QUANTICO": ("QUANTICO", "PRINCE WILLIAM", "153", "VA", "221340001", "01"),
-    "BIG_SPRING": ("BIG SPRING", "HOWARD", "227", "TX", "797203000", "19"),
-}
-LOCATION_KEYS = tuple(LOCATIONS)
-
-# awarding subtier -> places of performance at agency sites (used for ~60% of awards)
-AGENCY_SITES = {
-    "7012": ("DILLEY", "KARNES_CITY", "ADELANTO", "TACOMA", "AURORA", "CONROE", "OAKDALE", "WASHINGTON_DC"),
-    "7014": ("WASHINGTON_DC", "SPRINGFIELD_VA", "EL_PASO", "SAN_DIEGO", "TUCSON"),
-    "7003": ("WASHINGTON_DC", "BURLINGTON_VT", "LEES_SUMMIT"),
-    "7013": ("ARLINGTON",),
-    "7022": ("WASHINGTON_DC", "DENTON", "BLUEMONT"),
-    "7001": ("WASHINGTON_DC",),
-    "1540": ("BIG_SPRING", "OAKDALE", "WASHINGTON_DC"),
-    "1549": ("CLARKSBURG", "QUANTICO", "WASHINGTON_DC"),
-    "4732": ("WASHINGTON_DC",),
-}
-
-PSC = {
-    "D302": "IT AND TELECOM- SYSTEMS DEVELOPMENT",
-    "D307": "IT AND TELECOM- IT STRATEGY AND ARCHITECTURE",
-    "D399": "IT AND TELECOM- OTHER IT AND TELECOMMUNICATIONS",
-    "DA01": "IT AND TELECOM - BUSINESS APPLICATION/APPLICATION DEVELOPMENT SUPPORT SERVICES (LABOR)",
-    "7030": "ADP SOFTWARE",
-    "7035": "ADP SUPPORT EQUIPMENT",
-    "5820": "RADIO AND TELEVISION COMMUNICATION EQUIPMENT, EXCEPT AIRBORNE",
-    "J058": "MAINT/REPAIR/REBUILD OF EQUIPMENT- COMMUNICATION, DETECTION, AND COHERENT RADIATION EQUIPMENT",
-    "S206": "HOUSEKEEPING- GUARD",
-    "S201": "HOUSEKEEPING- CUSTODIAL JANITORIAL",
-    "R408": "SUPPORT- PROFESSIONAL: PROGRAM MANAGEMENT/SUPPORT",
-    "R499": "SUPPORT- PROFESSIONAL: OTHER",
-    "J065": "MAINT/REPAIR/REBUILD OF EQUIPMENT- MEDICAL, DENTAL, AND VETERINARY EQUIPMENT AND SUPPLIES",
-    "6515": "MEDICAL AND SURGICAL INSTRUMENTS, EQUIPMENT, AND SUPPLIES",
-    "Z1DA": "MAINTENANCE OF HOSPITALS AND INFIRMARIES",
-    "U099": "EDUCATION/TRAINING- OTHER",
-}
-
-NAICS = {
-    "541512": "COMPUTER SYSTEMS DESIGN SERVICES",
-    "541519": "OTHER COMPUTER RELATED SERVICES",
-    "518210": "DATA PROCESSING, HOSTING, AND RELATED SERVICES",
-    "511210": "SOFTWARE PUBLISHERS",
-    "519190": "ALL OTHER INFORMATION SERVICES",
-    "423430": "COMPUTER AND COMPUTER PERIPHERAL EQUIPMENT AND SOFTWARE MERCHANT WHOLESALERS",
-    "334220": "RADIO AND TELEVISION BROADCASTING AND WIRELESS COMMUNICATIONS EQUIPMENT MANUFACTURING",
-    "811213": "COMMUNICATION EQUIPMENT REPAIR AND MAINTENANCE",
-    "541611": "ADMINISTRATIVE MANAGEMENT AND GENERAL MANAGEMENT CONSULTING SERVICES",
-    "561210": "FACILITIES SUPPORT SERVICES",
-    "561612": "SECURITY GUARDS AND PATROL SERVICES",
-    "561720": "JANITORIAL SERVICES",
-    "922140": "CORRECTIONAL INSTITUTIONS",
-    "423450": "MEDICAL, DENTAL, AND HOSPITAL EQUIPMENT AND SUPPLIES MERCHANT WHOLESALERS",
-    "811219": "OTHER ELECTRONIC AND PRECISION EQUIPMENT REPAIR AND MAINTENANCE",
-    "236220": "COMMERCIAL AND INSTITUTIONAL BUILDING CONSTRUCTION",
-    "611430": "PROFESSIONAL AND MANAGEMENT DEVELOPMENT TRAINING",
-}
-
-SOFTWARE, HARDWARE, IT_SERVICES, SERVICES, FACILITY = range(5)  # product-line classes
-
-# product line -> (PSC, NAICS, class, description phrases)
-PRODUCT_LINES = {
-    "palantir_om": ("D302", "541512", IT_SERVICES, (
-        "FALCON OPERATIONS AND MAINTENANCE",
-        "INVESTIGATIVE CASE MANAGEMENT (ICM) SYSTEM OPERATIONS AND MAINTENANCE",
-        "FALCON SEARCH AND ANALYSIS SYSTEM SUPPORT",
-        "ANALYTICAL FRAMEWORK FOR INTELLIGENCE (AFI) SOFTWARE SUPPORT",
-    )),
-    "palantir_licenses": ("7030", "511210", SOFTWARE, (
-        "PALANTIR GOTHAM SOFTWARE LICENSES AND MAINTENANCE",
-        "PALANTIR ENTERPRISE LICENSES, OPTION YEAR 2",
-        "RENEWAL OF PALANTIR SOFTWARE LICENSES",
-    )),
-    "palantir_resale": ("7030", "423430", SOFTWARE, (
-        "PALANTIR SOFTWARE LICENSES (BRAND NAME)",
-        "PALANTIR GOTHAM LICENSE RENEWAL AND O&M SUPPORT",
-        "PURCHASE OF PALANTIR LICENSES FOR HSI",
-    )),
-    "microsoft_direct": ("7030", "511210", SOFTWARE, (
-        "MICROSOFT PREMIER SUPPORT SERVICES",
-        "MICROSOFT ENTERPRISE AGREEMENT TRUE-UP",
-        "MICROSOFT UNIFIED SUPPORT, BASE YEAR",
-    )),
-    "microsoft_resale": ("7030", "423430", SOFTWARE, (
-        "MICROSOFT AZURE CLOUD SERVICES",
-        "MICROSOFT OFFICE 365 LICENSES",
-        "MICROSOFT ENTERPRISE AGREEMENT RENEWAL - SOFTWARE ASSURANCE",
-        "MICROSOFT WINDOWS SERVER DATACENTER LICENSES",
-    )),
-    "hardware": ("7035", "423430", HARDWARE, (
-        "DELL LATITUDE LAPTOPS AND DOCKING STATIONS",
-        "TECHNOLOGY REFRESH - DESKTOPS AND MONITORS",
-        "POWEREDGE SERVERS AND STORAGE ARRAYS",
-        "RUGGEDIZED TABLETS FOR FIELD OPERATIONS",
-    )),
-    "cloud": ("D399", "518210", IT_SERVICES, (
-        "CLOUD HOSTING SERVICES",
-        "DATA CENTER MIGRATION SUPPORT",
-        "ENTERPRISE INFRASTRUCTURE SOLUTIONS",
-    )),
-    "data_subscriptions": ("7030", "519190", SOFTWARE, (
-        "CLEAR INVESTIGATIVE PLATFORM SUBSCRIPTION",
-        "WESTLAW NEXT SUBSCRIPTION SERVICES",
-        "PUBLIC RECORDS DATA ACCESS - CLEAR LICENSES",
-    )),
-    "radios": ("5820", "334220", HARDWARE, (
-        "TACTICAL COMMUNICATIONS PROGRAM",
-        "APX 8000 PORTABLE RADIOS AND ACCESSORIES",
-        "LAND MOBILE RADIO SUBSCRIBER UNITS",
-        "P25 RADIO INFRASTRUCTURE UPGRADE",
-    )),
-    "radio_maintenance": ("J058", "811213", SERVICES, (
-        "RADIO MAINTENANCE SERVICES",
-        "LAND MOBILE RADIO SYSTEM SUSTAINMENT",
-    )),
-    "it_services": ("DA01", "541512", IT_SERVICES, (
-        "ENTERPRISE SYSTEMS DEVELOPMENT AND SUSTAINMENT",
-        "EAGLE II TASK ORDER - APPLICATION DEVELOPMENT",
-        "ENFORCEMENT INTEGRATED DATABASE (EID) MODERNIZATION",
-        "BIOMETRIC IDENTIFICATION SYSTEM (IDENT) O&M",
-        "AUTOMATED TARGETING SYSTEM SUPPORT",
-        "ELECTRONIC IMMIGRATION SYSTEM (ELIS) DEVELOPMENT",
-    )),
-    "it_strategy": ("D307", "541519", IT_SERVICES, (
-        "CYBERSECURITY OPERATIONS CENTER SUPPORT",
-        "ENTERPRISE ARCHITECTURE AND IT GOVERNANCE SUPPORT",
-        "CLOUD MIGRATION STRATEGY AND PLANNING",
-    )),
-    "consulting": ("R408", "541611", SERVICES, (
-        "PROGRAM MANAGEMENT SUPPORT SERVICES",
-        "ACQUISITION PROGRAM SUPPORT",
-        "ORGANIZATIONAL TRANSFORMATION SUPPORT",
-        "HUMAN CAPITAL RECRUITING AND HIRING SUPPORT",
-    )),
-    "detention": ("S206", "561210", SERVICES, (
-        'DETENTION SERVICES, "FAMILY RESIDENTIAL CENTER"',
-        "OPERATION OF THE ADELANTO ICE PROCESSING CENTER",
-        "DETENTION AND TRANSPORTATION SERVICES",
-        "GUARD SERVICES AT THE NORTHWEST DETENTION CENTER",
-        "DETAINEE TRANSPORTATION, GUARD AND MEDICAL ESCORT SERVICES",
-        "SOUTH TEXAS FAMILY RESIDENTIAL CENTER (DILLEY)",
-    )),
-    "corrections": ("R499", "922140", SERVICES, (
-        "RESIDENTIAL REENTRY CENTER SERVICES",
-        "CONTRACT CORRECTIONAL INSTITUTION - CRIMINAL ALIEN REQUIREMENT (CAR)",
-        "SECURE HOUSING AND CARE OF FEDERAL INMATES",
-    )),
-    "guards": ("S206", "561612", SERVICES, ("ARMED GUARD SERVICES", "PROTECTIVE SECURITY OFFICER SERVICES")),
-    "janitorial": ("S201", "561720", SERVICES, (
-        "JANITORIAL SERVICES FOR THE FIELD OFFICE",
-        "CUSTODIAL SERVICES, BASE YEAR",
-    )),
-    "medical": ("6515", "423450", HARDWARE, (
-        "MEDICAL SUPPLIES FOR DETAINEE HEALTH SERVICES",
-        "AUTOMATED EXTERNAL DEFIBRILLATORS",
-    )),
-    "medical_maintenance": ("J065", "811219", SERVICES, (
-        "PREVENTIVE MAINTENANCE OF X-RAY AND MEDICAL EQUIPMENT",
-    )),
-    "facility": ("Z1DA", "236220", FACILITY, (
-        "RENOVATION OF MEDICAL UNIT AT PROCESSING CENTER",
-        "FACILITY MAINTENANCE AND REPAIR",
-    )),
-    "training": ("U099", "611430", SERVICES, (
-        "FIREARMS INSTRUCTOR TRAINING",
-        "LEADERSHIP DEVELOPMENT TRAINING",
-        "LANGUAGE TRAINING - SPANISH",
-    )),
-}
-LINE_NAMES = tuple(PRODUCT_LINES)
-
-# Appended to ~10% of award descriptions: long text with commas, quotes, one newline, one curly apostrophe.
-LONG_TAILS = (
-    "THIS ORDER IS BEING ISSUED AGAINST THE CONTRACTOR'S MULTIPLE AWARD SCHEDULE (MAS) CONTRACT. IN ACCORDANCE "
-    "WITH THE QUOTE, DATED JUNE 18, 2017, AND CLARIFIED ON JULY 16, 2017, THE ABOVE DOCUMENTS ARE HEREBY "
-    "INCORPORATED AND MADE PART OF THIS ORDER. THIS FIRM-FIXED PRICE ORDER IS FOR ONE BASE YEAR WITH FOUR, "
-    "ONE-YEAR OPTION PERIODS.",
-    "THE CONTRACTOR SHALL PROVIDE ALL PERSONNEL, EQUIPMENT, SUPPLIES, FACILITIES, TRANSPORTATION, TOOLS, "
-    "MATERIALS, SUPERVISION, AND OTHER ITEMS AND NON-PERSONAL SERVICES NECESSARY TO PERFORM AS DEFINED IN THE "
-    'PERFORMANCE WORK STATEMENT (PWS), INCLUDING "SURGE" CAPACITY WHEN DIRECTED BY THE CONTRACTING OFFICER.',
-    "FAR CLAUSE 52.222-54, EMPLOYMENT ELIGIBILITY VERIFICATION (OCT 2015), IS HEREBY INCORPORATED. FUNDING FOR "
-    "THIS ORDER IS PROVIDED VIA IAA NO. HSCEMS17X00012; ALL OTHER TERMS AND CONDITIONS REMAIN UNCHANGED.",
-    "NON-PERSONAL SERVICES IN SUPPORT OF THE PROGRAM OFFICE, TO INCLUDE: REQUIREMENTS ANALYSIS, DESIGN, "
-    "DEVELOPMENT, TESTING, DEPLOYMENT, OPERATIONS AND MAINTENANCE (O&M), HELP DESK (TIER 1-3) AND TRAINING, IN "
-    "ACCORDANCE WITH THE STATEMENT OF OBJECTIVES DATED 03/14/2018 AND THE CONTRACTOR'S TECHNICAL PROPOSAL, "
-    '"VOLUME I".',
-    "THIS IS A SOLE SOURCE, FIRM-FIXED-PRICE ORDER FOR THE CONTINUATION OF OPERATIONS AND MAINTENANCE, SOFTWARE "
-    "LICENSES, ENGINEERING SUPPORT AND HELP DESK SERVICES. THE GOVERNMENT WILL NOT ACCEPT \"OR EQUAL\" PRODUCTS: "
-    "THE REQUIRED SOFTWARE IS PROPRIETARY, AND ONLY THE ORIGINAL DEVELOPER, OR ITS AUTHORIZED RESELLERS, CAN PROVIDE "
-    "SOURCE CODE ACCESS, UPGRADES AND PATCHES WITHOUT UNACCEPTABLE DUPLICATION OF COST AND DELAY. SEE THE LIMITED "
-    "SOURCES JUSTIFICATION APPROVED BY THE HEAD OF THE CONTRACTING ACTIVITY (HCA), WHICH IS POSTED WITH THIS NOTICE.",
-    "PERIOD OF PERFORMANCE: BASE YEAR PLUS FOUR OPTION YEARS.\nPOINT OF CONTACT: CONTRACTING OFFICER\u2019S "
-    "REPRESENTATIVE (COR), OFFICE OF THE CHIEF INFORMATION OFFICER, 500 12TH STREET SW, WASHINGTON, DC.",
-)
-LONG_TAIL_PER_MILLE = 100
-
-# action type code -> (label, shares by sign class zero/negative/positive,
-#                      changes the exercised value, changes the all-options value)
-ACTION_TYPES = {
-    "A": ("ADDITIONAL WORK (NEW AGREEMENT, JUSTIFICATION REQUIRED)", (0, 0, 5), True, True),
-    "B": ("SUPPLEMENTAL AGREEMENT FOR WORK WITHIN SCOPE", (20, 15, 20), True, True),
-    "C": ("FUNDING ONLY ACTION", (0, 30, 40), False, False),
-    "D": ("CHANGE ORDER", (8, 0, 10), True, True),
-    "F": ("TERMINATE FOR CONVENIENCE (COMPLETE OR PARTIAL)", (0, 10, 0), True, True),
-    "G": ("EXERCISE AN OPTION", (0, 0, 25), True, False),
-    "J": ("NOVATION AGREEMENT", (2, 0, 0), False, False),
-    "K": ("CLOSE OUT", (12, 30, 0), False, False),
-    "M": ("OTHER ADMINISTRATIVE ACTION", (45, 15, 0), False, False),
-    "V": ("VENDOR DUNS OR NAME CHANGE - NON-NOVATION", (4, 0, 0), False, False),
-    "W": ("VENDOR ADDRESS CHANGE", (5, 0, 0), False, False),
-}
-ACTION_CODES = tuple(ACTION_TYPES)
-
-# Descriptions of modifications by action type (a few span two lines).
-MOD_TEXTS = {
-    "A": ("ADDITIONAL WORK - ADD NEW CLIN FOR SURGE SUPPORT", "ADD NEW REQUIREMENTS PER PWS REVISION 2"),
-    "B": (
-        "SUPPLEMENTAL AGREEMENT - ADD CLIN 0005",
-        "BILATERAL MODIFICATION TO INCORPORATE REVISED PERFORMANCE WORK STATEMENT",
-        "INCORPORATE WAGE DETERMINATION 2015-4281, REVISION 7",
-    ),
-    "C": ("INCREMENTAL FUNDING", "FUNDING ONLY MODIFICATION", "DE-OBLIGATE EXCESS FUNDS"),
-    "D": ("CHANGE ORDER - REVISED DELIVERY SCHEDULE",),
-    "F": ("PARTIAL TERMINATION FOR CONVENIENCE OF CLIN 0003",),
-    "G": ("EXERCISE OPTION PERIOD", "EXERCISE OPTION YEAR ONE", "EXERCISE OPTION YEAR TWO, CLINS 2001-2004"),
-    "J": ("NOVATION AGREEMENT - SUCCESSOR IN INTEREST",),
-    "K": ("CLOSE OUT - DEOBLIGATE REMAINING FUNDS", "ADMINISTRATIVE CLOSEOUT OF CONTRACT"),
-    "M": (
-        "ADMINISTRATIVE MODIFICATION TO UPDATE COR",
-        "ADMINISTRATIVE CHANGE - UPDATE ACCOUNTING AND APPROPRIATION DATA",
-        "THE PURPOSE OF THIS MODIFICATION IS TO:\n1) CHANGE THE CONTRACTING OFFICER'S REPRESENTATIVE; "
-        "2) UPDATE THE INVOICING INSTRUCTIONS",
-    ),
-    "V": ("UPDATE VENDOR NAME IN SAM",),
-    "W": ("UPDATE VENDOR ADDRESS",),
-}
+LONG_TAIL_PER_MILLE = 100  # award descriptions with a LONG_TAILS text appended
 MOD_TEXT_SHARES = (45, 45, 10)  # per-action text weights: first, second, third (multi-line texts are rare)
-
-# award kind: (award_or_idv_flag, award_type_code, award_type, PIID type letter, share %, max transactions)
-AWARD_KINDS = (
-    ("IDV", None, None, "D", 7, 6),
-    ("AWARD", "C", "DELIVERY ORDER", "F", 38, 15),
-    ("AWARD", "A", "BPA CALL", "F", 10, 15),
-    ("AWARD", "D", "DEFINITIVE CONTRACT", "C", 25, 15),
-    ("AWARD", "B", "PURCHASE ORDER", "P", 20, 4),
-)
-IDV, DELIVERY_ORDER, BPA_CALL, DEFINITIVE, PURCHASE_ORDER = range(5)
 TRANSACTIONS_PER_AWARD = (22, 14, 11, 9, 8, 7, 6, 5, 4, 3, 3, 2, 2, 2, 2)  # weights for 1..15 actions
-IDV_TYPES = {"A": "GWAC", "B": "IDC", "C": "FSS", "D": "BOA", "E": "BPA"}
-SINGLE_OR_MULTIPLE = {"M": "MULTIPLE AWARD", "S": "SINGLE AWARD"}
-TYPES_OF_IDC = {"A": "INDEFINITE DELIVERY / REQUIREMENTS", "B": "INDEFINITE DELIVERY / INDEFINITE QUANTITY"}
-AGENCY_IDV_TYPES = (("B", "D", 60), ("E", "A", 32), ("D", "G", 8))  # idv type, PIID letter, share
-BPA_IDV = 1  # index of "E" (BPA) in AGENCY_IDV_TYPES: its orders are BPA calls
-IDV_DESCRIPTION_PREFIX = {
-    "B": "IDIQ CONTRACT FOR ",
-    "E": "BLANKET PURCHASE AGREEMENT FOR ",
-    "D": "BASIC ORDERING AGREEMENT FOR ",
-}
+BPA_IDV = [t[0] for t in AGENCY_IDV_TYPES].index("E")  # agencies' BPAs (IDV type E): their orders are BPA calls
 IN_FILE_PARENT_PER_MILLE = 450  # orders whose parent IDV is in the same file (others: GSA schedules etc.)
 NEGATIVE_MOD_PER_MILLE = 90  # de-obligations among non-IDV modifications (~5% of all rows)
 ZERO_MOD_PER_MILLE = 250
@@ -432,262 +79,6 @@ AMOUNT_SHARES = {
     DEFINITIVE: (5, 20, 35, 30, 10),
     PURCHASE_ORDER: (50, 45, 5, 0, 0),
 }
-
-FFP, TM, CPFF = "FIRM FIXED PRICE", "TIME AND MATERIALS", "COST PLUS FIXED FEE"
-FULL_OPEN, AFTER_EXCLUSION = "FULL AND OPEN COMPETITION", "FULL AND OPEN COMPETITION AFTER EXCLUSION OF SOURCES"
-MAFO, NEGOTIATED = "SUBJECT TO MULTIPLE AWARD FAIR OPPORTUNITY", "NEGOTIATED PROPOSAL/QUOTE"
-
-# Coded columns chosen once per award: column -> (what the shares depend on, {value: ((code, label, share), ...)}).
-# Written as <column>_code + <column>.
-KIND_CODED = {
-    "type_of_contract_pricing": {
-        IDV: (("J", FFP, 60), ("Y", TM, 30), ("U", CPFF, 10)),
-        DELIVERY_ORDER: (("J", FFP, 65), ("Y", TM, 25), ("U", CPFF, 10)),
-        BPA_CALL: (("J", FFP, 85), ("Y", TM, 15)),
-        DEFINITIVE: (("J", FFP, 60), ("U", CPFF, 20), ("Y", TM, 20)),
-        PURCHASE_ORDER: (("J", FFP, 95), ("Y", TM, 5)),
-    },
-    "extent_competed": {
-        IDV: (("A", FULL_OPEN, 60), ("D", AFTER_EXCLUSION, 15),
-              ("C", "NOT COMPETED", 20), ("B", "NOT AVAILABLE FOR COMPETITION", 5)),
-        DELIVERY_ORDER: (("A", FULL_OPEN, 70), ("D", AFTER_EXCLUSION, 15),
-                         ("C", "NOT COMPETED", 15)),
-        BPA_CALL: (("A", FULL_OPEN, 75), ("F", "COMPETED UNDER SAP", 25)),
-        DEFINITIVE: (("A", FULL_OPEN, 55), ("D", AFTER_EXCLUSION, 15),
-                     ("C", "NOT COMPETED", 25), ("B", "NOT AVAILABLE FOR COMPETITION", 5)),
-        PURCHASE_ORDER: (("F", "COMPETED UNDER SAP", 65), ("G", "NOT COMPETED UNDER SAP", 25),
-                         ("A", FULL_OPEN, 10)),
-    },
-    "solicitation_procedures": {
-        IDV: (("NP", NEGOTIATED, 80), ("SSS", "ONLY ONE SOURCE", 20)),
-        DELIVERY_ORDER: (("MAFO", MAFO, 70), ("NP", NEGOTIATED, 20),
-                         ("SSS", "ONLY ONE SOURCE", 10)),
-        BPA_CALL: (("MAFO", MAFO, 60), ("SP1", "SIMPLIFIED ACQUISITION", 40)),
-        DEFINITIVE: (("NP", NEGOTIATED, 70), ("SSS", "ONLY ONE SOURCE", 20),
-                     ("SB", "SEALED BID/FORMAL ADVERTISING", 10)),
-        PURCHASE_ORDER: (("SP1", "SIMPLIFIED ACQUISITION", 85), ("NP", NEGOTIATED, 15)),
-    },
-    "purchase_card_as_payment_method": {
-        PURCHASE_ORDER: (("N", "NO", 90), ("Y", "YES", 10)),
-        None: (("N", "NO", 1),),
-    },
-    "cost_or_pricing_data": {
-        DEFINITIVE: (("N", "NO", 80), ("Y", "YES", 15), ("W", "NOT OBTAINED - WAIVED", 5)),
-        None: (("N", "NO", 1),),
-    },
-}
-LINE_CLASS_CODED = {
-    "commercial_item_acquisition_procedures": {
-        SOFTWARE: (("A", "COMMERCIAL ITEM", 90), ("D", "COMMERCIAL ITEM PROCEDURES NOT USED", 10)),
-        HARDWARE: (("A", "COMMERCIAL ITEM", 90), ("D", "COMMERCIAL ITEM PROCEDURES NOT USED", 10)),
-        None: (("D", "COMMERCIAL ITEM PROCEDURES NOT USED", 60), ("A", "COMMERCIAL ITEM", 40)),
-    },
-    "information_technology_commercial_item_category": {
-        SOFTWARE: (("A", "COMMERCIALLY AVAILABLE", 70), ("B", "OTHER COMMERCIAL ITEM", 30)),
-        HARDWARE: (("A", "COMMERCIALLY AVAILABLE", 40), ("Z", "NOT IT PRODUCTS OR SERVICES", 60)),
-        IT_SERVICES: (("B", "OTHER COMMERCIAL ITEM", 40), ("D", "NON-COMMERCIAL ITEM", 60)),
-        None: (("Z", "NOT IT PRODUCTS OR SERVICES", 1),),
-    },
-    "clinger_cohen_act_planning": {
-        SOFTWARE: (("Y", "YES", 1),), HARDWARE: (("N", "NO", 1),), IT_SERVICES: (("Y", "YES", 1),),
-        None: (("N", "NO", 1),),
-    },
-    "materials_supplies_articles_equipment": {HARDWARE: (("Y", "YES", 1),), None: (("N", "NO", 1),)},
-    "labor_standards": {
-        SOFTWARE: (("N", "NO", 1),), HARDWARE: (("N", "NO", 1),),
-        None: (("Y", "YES", 60), ("N", "NO", 40)),
-    },
-    "construction_wage_rate_requirements": {FACILITY: (("Y", "YES", 1),), None: (("N", "NO", 1),)},
-    "performance_based_service_acquisition": {
-        SOFTWARE: (("X", "NOT APPLICABLE", 1),), HARDWARE: (("X", "NOT APPLICABLE", 1),),
-        None: (("Y", "YES - SERVICE WHERE PBA IS USED.", 40), ("N", "NO - SERVICE WHERE PBA IS NOT USED.", 60)),
-    },
-    "place_of_manufacture": {
-        HARDWARE: (("D", "MFG IN U.S.", 70), ("F", "MFG OUTSIDE U.S. - COMMERCIAL INFORMATION TECHNOLOGY", 30)),
-        None: (("C", "NOT A MANUFACTURED END PRODUCT", 1),),
-    },
-    "sea_transportation": {HARDWARE: (("U", "UNKNOWN", 50), ("N", "NO", 50)), None: (("N", "NO", 1),)},
-}
-SIZE_CODED = {  # by business size: 0 small, 1 other than small
-    "subcontracting_plan": {
-        0: (("B", "PLAN NOT REQUIRED", 1),),
-        1: (("B", "PLAN NOT REQUIRED", 40), ("C", "PLAN REQUIRED - INCENTIVE NOT INCLUDED", 30),
-            ("G", "COMMERCIAL SUBCONTRACT PLAN", 20), ("F", "INDIVIDUAL SUBCONTRACT PLAN", 10)),
-    },
-    "cost_accounting_standards_clause": {
-        0: (("X", "NOT APPLICABLE EXEMPT FROM CAS", 1),),
-        1: (("X", "NOT APPLICABLE EXEMPT FROM CAS", 70), ("Y", "YES - CAS CLAUSE INCLUDED", 30)),
-    },
-    "fed_biz_opps": {None: (("Y", "YES", 50), ("N", "NO", 40), ("X", "NOT APPLICABLE", 10))},
-    "government_furnished_property": {
-        None: (("N", "TRANSACTION DOES NOT USE GFE/GFP", 85), ("Y", "TRANSACTION USES GFE/GFP", 15)),
-    },
-}
-CONSTANT_CODED = {  # code column, code, label column, label
-    "foreign_funding": ("foreign_funding", "X", "foreign_funding_description", "NOT APPLICABLE"),
-    "evaluated_preference": ("evaluated_preference_code", "NONE", "evaluated_preference", "NO PREFERENCE USED"),
-    "simplified_procedures": ("simplified_procedures_for_certain_commercial_items_code", "N",
-                              "simplified_procedures_for_certain_commercial_items", "NO"),
-    "a76": ("a76_fair_act_action_code", "N", "a76_fair_act_action", "NO"),
-    "local_area": ("local_area_set_aside_code", "N", "local_area_set_aside", "NO"),
-    "national_interest": ("national_interest_action_code", "NONE", "national_interest_action", "NONE"),
-    "undefinitized": ("undefinitized_action_code", "X", "undefinitized_action", "NO"),
-    "consolidated": ("consolidated_contract_code", "N", "consolidated_contract", "NO"),
-    "multi_year": ("multi_year_contract_code", "N", "multi_year_contract", "NO"),
-    "financing": ("contract_financing_code", "Z", "contract_financing", "NOT APPLICABLE"),
-    "contingency": ("contingency_humanitarian_or_peacekeeping_operation_code", "X",
-                    "contingency_humanitarian_or_peacekeeping_operation", "NOT APPLICABLE"),
-    "bundling": ("contract_bundling_code", "D", "contract_bundling", "NOT A BUNDLED REQUIREMENT"),
-    "recovered": ("recovered_materials_sustainability_code", "C", "recovered_materials_sustainability",
-                  "NO CLAUSES INCLUDED AND NO SUSTAINABILITY INCLUDED"),
-    "entity": ("domestic_or_foreign_entity_code", "A", "domestic_or_foreign_entity", "U.S. OWNED BUSINESS"),
-    "epa": ("epa_designated_product_code", "E", "epa_designated_product", "NOT REQUIRED"),
-    "origin": ("country_of_product_or_service_origin_code", "USA", "country_of_product_or_service_origin",
-               "UNITED STATES"),
-    "commercial_test": ("commercial_item_test_program_code", "N", "commercial_item_test_program", "NO"),
-}
-OTHER_THAN_FULL_AND_OPEN = (("ONE", "ONLY ONE SOURCE-OTHER (FAR 6.302-1 OTHER)", 60), ("UNQ", "UNIQUE SOURCE", 25),
-                            ("URG", "URGENCY", 15))
-FAIR_OPPORTUNITY = (("FAIR", "FAIR OPPORTUNITY GIVEN", 80), ("ONE", "ONLY ONE SOURCE - OTHER", 10),
-                    ("FOO", "FOLLOW-ON ACTION FOLLOWING COMPETITIVE INITIAL ACTION", 10))
-INHERENTLY_GOVERNMENTAL = ((None, None, 60), ("OT", "OTHER FUNCTIONS", 25), ("CT", "CRITICAL FUNCTIONS", 8),
-                           ("CL", "CLOSELY ASSOCIATED", 7))
-SET_ASIDES = {
-    "NONE": "NO SET ASIDE USED.",
-    "SBA": "SMALL BUSINESS SET ASIDE - TOTAL",
-    "8A": "8A COMPETED",
-    "8AN": "8(A) SOLE SOURCE",
-    "SDVOSBC": "SERVICE DISABLED VETERAN OWNED SMALL BUSINESS SET-ASIDE",
-    "WOSB": "WOMEN OWNED SMALL BUSINESS",
-    "HZC": "HUBZONE SET-ASIDE",
-}
-OBJECT_CLASSES = {
-    SOFTWARE: "25.7: Operation and maintenance of equipment",
-    HARDWARE: "31.0: Equipment",
-    IT_SERVICES: "25.2: Other services from non-Federal sources",
-    SERVICES: "25.2: Other services from non-Federal sources",
-    FACILITY: "25.4: Operation and maintenance of facilities",
-}
-
-# business-type flags ("t" in the bool columns) by recipient profile; every other bool column is "f"
-BASE_FLAGS = ("corporate_entity_not_tax_exempt", "for_profit_organization", "receives_contracts")
-PROFILE_FLAGS = {
-    "large": (),
-    "manufacturer": ("manufacturer_of_goods",),
-    "8a": ("c8a_program_participant", "small_disadvantaged_business", "self_certified_small_disadvantaged_business",
-           "minority_owned_business", "black_american_owned_business"),
-    "sdvosb": ("veteran_owned_business", "service_disabled_veteran_owned_business"),
-    "wosb": ("woman_owned_business", "women_owned_small_business",
-             "economically_disadvantaged_women_owned_small_business"),
-    "hubzone": ("historically_underutilized_business_zone_hubzone_firm", "hispanic_american_owned_business",
-                "minority_owned_business"),
-    "small": ("subchapter_scorporation", "emerging_small_business"),
-}
-PROFILE_SET_ASIDE = {"8a": "8A", "sdvosb": "SDVOSBC", "wosb": "WOSB", "hubzone": "HZC", "small": "SBA"}
-SMALL_PROFILES = ("8a", "sdvosb", "wosb", "hubzone", "small")
-
-DEFAULT_AGENCY_SHARES = {code: share for code, _, _, share, *_ in SUBTIERS}
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """One vendor site. Identifiers are derived from the name (stable, fictional)."""
-
-    name: str
-    location: str
-    street: str
-    lines: dict[str, int]
-    share: int
-    parent: str | None = None  # ultimate parent name; None = itself
-    profile: str = "large"
-    agencies: dict[str, int] | None = None  # awarding subtier shares; None = DEFAULT_AGENCY_SHARES
-    alias: tuple[str, int] | None = None  # (other spelling, per-mille of awards using it)
-    old_name: tuple[str, date] | None = None  # (name reported before, renamed on)
-    vehicles: tuple[tuple[str, str, str, str], ...] = ()  # (PIID, agency, IDV type, single/multiple) held elsewhere
-
-
-IT_AGENCIES = {"7012": 22, "7014": 28, "7003": 12, "7013": 10, "7022": 8, "7001": 10, "1549": 6, "1540": 2, "4732": 2}
-EAGLE_II = ("HSHQDC13D00024", "7001", "B", "M")
-SEWP_V = ("NNG15SD22B", "8000", "A", "M")
-PROGRAM_ACRONYMS = {EAGLE_II[0]: "EAGLEII", SEWP_V[0]: "SEWPV"}  # written on orders placed on these vehicles
-RECIPIENTS = (
-    Recipient("PALANTIR USG INC.", "WASHINGTON_DC", "1025 THOMAS JEFFERSON ST NW STE 600",
-              {"palantir_om": 60, "palantir_licenses": 40}, 4, parent="PALANTIR TECHNOLOGIES INC.",
-              agencies={"7012": 60, "7014": 25, "7001": 10, "1549": 5},
-              vehicles=(("47QTCH18D0068", "4732", "C", "M"),)),
-    Recipient("PALANTIR TECHNOLOGIES INC.", "PALO_ALTO", "100 HAMILTON AVE STE 300", {"palantir_licenses": 1}, 1,
-              agencies={"7012": 50, "7014": 40, "1549": 10}),
-    Recipient("MICROSOFT CORPORATION", "REDMOND", "1 MICROSOFT WAY", {"microsoft_direct": 70, "cloud": 30}, 4,
-              profile="manufacturer", agencies=IT_AGENCIES),
-    Recipient("DELL FEDERAL SYSTEMS L.P.", "ROUND_ROCK", "1 DELL WAY", {"microsoft_resale": 50, "hardware": 50}, 6,
-              parent="DELL TECHNOLOGIES INC.", profile="manufacturer", agencies=IT_AGENCIES,
-              vehicles=(("GS35F0119Y", "4732", "C", "M"), SEWP_V)),
-    Recipient("DELL MARKETING L.P.", "ROUND_ROCK", "1 DELL WAY", {"hardware": 60, "microsoft_resale": 40}, 4,
-              parent="DELL TECHNOLOGIES INC.", profile="manufacturer", agencies=IT_AGENCIES, vehicles=(SEWP_V,)),
-    Recipient("THOMSON REUTERS SPECIAL SERVICES LLC", "MCLEAN", "1410 SPRING HILL RD STE 125",
-              {"data_subscriptions": 1}, 3, parent="THOMSON REUTERS CORPORATION",
-              agencies={"7012": 50, "7014": 20, "1549": 30}),
-    Recipient("MOTOROLA SOLUTIONS, INC.", "CHICAGO", "500 W MONROE ST", {"radios": 70, "radio_maintenance": 30}, 5,
-              profile="manufacturer", agencies={"7014": 40, "7012": 25, "1549": 15, "7013": 10, "7022": 10}),
-    Recipient("HEWLETT PACKARD ENTERPRISE COMPANY", "PALO_ALTO", "3000 HANOVER ST", {"hardware": 50, "cloud": 50}, 4,
-              profile="manufacturer", agencies=IT_AGENCIES, vehicles=(SEWP_V,)),
-    Recipient("THE GEO GROUP, INC.", "BOCA_RATON", "4955 TECHNOLOGY WAY", {"detention": 80, "corrections": 20}, 4,
-              agencies={"7012": 75, "1540": 25}, alias=("GEO GROUP INC., THE", 300)),
-    Recipient("CORECIVIC, INC.", "BRENTWOOD", "5501 VIRGINIA WAY", {"detention": 60, "corrections": 40}, 3,
-              agencies={"7012": 60, "1540": 40},
-              old_name=("CORRECTIONS CORPORATION OF AMERICA", date(2016, 10, 28))),
-    Recipient("DELOITTE CONSULTING LLP", "ARLINGTON", "1919 N LYNN ST", {"consulting": 50, "it_strategy": 50}, 5,
-              parent="DELOITTE LLP", agencies=IT_AGENCIES, vehicles=(EAGLE_II,)),
-    Recipient("BOOZ ALLEN HAMILTON INC.", "MCLEAN", "8283 GREENSBORO DR", {"consulting": 40, "it_services": 60}, 5,
-              parent="BOOZ ALLEN HAMILTON HOLDING CORPORATION", agencies=IT_AGENCIES, vehicles=(EAGLE_II,)),
-    Recipient("ACCENTURE FEDERAL SERVICES LLC", "ARLINGTON", "800 N GLEBE RD STE 300",
-              {"it_services": 70, "consulting": 30}, 4, parent="ACCENTURE PLC", agencies=IT_AGENCIES,
-              vehicles=(EAGLE_II,)),
-    Recipient("GENERAL DYNAMICS INFORMATION TECHNOLOGY, INC.", "FALLS_CHURCH", "3150 FAIRVIEW PARK DR",
-              {"it_services": 80, "cloud": 20}, 6, parent="GENERAL DYNAMICS CORPORATION", agencies=IT_AGENCIES,
-              vehicles=(EAGLE_II,)),
-    Recipient("LEIDOS, INC.", "RESTON", "11951 FREEDOM DR", {"it_services": 70, "cloud": 30}, 5,
-              parent="LEIDOS HOLDINGS, INC.", agencies=IT_AGENCIES, vehicles=(EAGLE_II,)),
-    Recipient("CARAHSOFT TECHNOLOGY CORP.", "RESTON", "11493 SUNSET HILLS RD STE 100",
-              {"palantir_resale": 40, "microsoft_resale": 30, "cloud": 30}, 4, agencies=IT_AGENCIES,
-              vehicles=(SEWP_V,)),
-)
-
-# ~30 generated small businesses: (name, location, product lines); profile cycles through SMALL_PROFILES
-SMALL_BUSINESSES = (
-    ("APEX FEDERAL SOLUTIONS LLC", "HERNDON", ("it_services", "it_strategy")),
-    ("SENTINEL DATA SYSTEMS INC.", "COLUMBIA_MD", ("it_services",)),
-    ("BLUE RIDGE CONSULTING GROUP LLC", "ARLINGTON", ("consulting",)),
-    ("CARDINAL GUARD SERVICES INC.", "SAN_ANTONIO", ("guards",)),
-    ("KEYSTONE JANITORIAL SERVICES LLC", "EL_PASO", ("janitorial",)),
-    ("FRONTIER MEDICAL SUPPLY CORP.", "TAMPA", ("medical", "medical_maintenance")),
-    ("IRONCLAD CYBER LLC", "HUNTSVILLE", ("it_strategy",)),
-    ("PATRIOT TRAINING ASSOCIATES INC.", "ATLANTA", ("training",)),
-    ("LIBERTY IT PARTNERS LLC", "ROCKVILLE", ("it_services", "hardware")),
-    ("SUMMIT PROGRAM SUPPORT LLC", "WASHINGTON_DC", ("consulting",)),
-    ("RIO GRANDE FACILITY SERVICES INC.", "EL_PASO", ("facility", "janitorial")),
-    ("LONE STAR SECURITY GROUP LLC", "SAN_ANTONIO", ("guards",)),
-    ("CHESAPEAKE ANALYTICS LLC", "COLUMBIA_MD", ("it_strategy", "consulting")),
-    ("POTOMAC ENGINEERING SOLUTIONS INC.", "RESTON", ("it_services",)),
-    ("DESERT SKY MEDICAL LLC", "TUCSON", ("medical",)),
-    ("NORTHSTAR LOGISTICS INC.", "SAN_DIEGO", ("consulting", "training")),
-    ("EAGLE EYE TECHNOLOGIES LLC", "HERNDON", ("hardware", "it_services")),
-    ("GULF COAST CONSTRUCTORS INC.", "TAMPA", ("facility",)),
-    ("MERIDIAN HEALTH STAFFING LLC", "SAN_ANTONIO", ("medical_maintenance", "training")),
-    ("CAPITOL BRIDGE CONSULTING LLC", "WASHINGTON_DC", ("consulting",)),
-    ("SILVER OAK SYSTEMS INC.", "FALLS_CHURCH", ("it_services",)),
-    ("TRIDENT LANGUAGE SERVICES LLC", "SAN_DIEGO", ("training",)),
-    ("GRANITE STATE TECHNOLOGIES INC.", "ROCKVILLE", ("hardware",)),
-    ("PINNACLE BIOMETRICS LLC", "HUNTSVILLE", ("it_services",)),
-    ("HARBOR POINT SOLUTIONS INC.", "TAMPA", ("it_strategy",)),
-    ("MESA VERDE TRANSPORT LLC", "TUCSON", ("guards",)),
-    ("COPPER CANYON IT LLC", "TUCSON", ("it_services", "cloud")),
-    ("STARLIGHT CLEANING SERVICES INC.", "ATLANTA", ("janitorial",)),
-    ("VANGUARD TACTICAL TRAINING LLC", "HERNDON", ("training",)),
-    ("BLUEWATER DIGITAL SERVICES LLC", "ARLINGTON", ("cloud", "it_services")),
-)
-SMALL_BUSINESS_AGENCIES = {"7012": 35, "7014": 30, "7003": 8, "7013": 7, "7022": 6, "7001": 4, "1540": 6, "1549": 4}
-
 UEI_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"  # SAM UEIs avoid I and O
 
 
@@ -1001,14 +392,6 @@ def _gsa_schedule(name: str) -> tuple[str, str, str, str]:
     return (prefix + code[1:5] + UEI_ALPHABET[int(code[5]) + 10], "4732", "C", "M")
 
 
-PARENT_AGENCY_NAMES = {
-    "4732": "FEDERAL ACQUISITION SERVICE",
-    "7001": "OFFICE OF PROCUREMENT OPERATIONS",
-    "8000": "NATIONAL AERONAUTICS AND SPACE ADMINISTRATION",
-    **{code: name.upper() for code, name, *_ in SUBTIERS},
-}
-
-
 @dataclass(frozen=True)
 class _Tables:
     kinds: _Weights
@@ -1049,15 +432,7 @@ def _tables() -> _Tables:
     vehicles = _vehicle_list()
     phrases = [p for line in PRODUCT_LINES.values() for p in line[3]]
     mod_texts = [t for texts in MOD_TEXTS.values() for t in texts]
-    coded = {}
-    for column, by_kind in KIND_CODED.items():
-        coded[column] = ("kind", *_coded_weights(by_kind, len(AWARD_KINDS)))
-    for column, by_class in LINE_CLASS_CODED.items():
-        coded[column] = ("line_class", *_coded_weights(by_class, 5))
-    for column, by_size in SIZE_CODED.items():
-        coded[column] = ("size", *_coded_weights(by_size, 2))
-    coded["other_than_full_and_open_competition"] = ("zero", *_coded_weights({None: OTHER_THAN_FULL_AND_OPEN}, 1))
-    coded["fair_opportunity_limited_sources"] = ("zero", *_coded_weights({None: FAIR_OPPORTUNITY}, 1))
+    coded = {column: (by, *_coded_weights(by_value, len(CODED_BY[by]))) for column, (by, by_value) in CODED.items()}
     return _Tables(
         kinds=_weights([[(k, spec[4]) for k, spec in enumerate(AWARD_KINDS)]]),
         sizes=_weights([[(n + 1, w) for n, w in enumerate(TRANSACTIONS_PER_AWARD[: spec[5]])] for spec in AWARD_KINDS]),
@@ -1188,7 +563,7 @@ def _coded_draws(rng: _Rng, a: pl.DataFrame) -> list[pl.Series]:
     t = _tables()
     line_class = pl.Series([PRODUCT_LINES[name][2] for name in LINE_NAMES]).gather(a["line"])
     size = _recipient_frame()["_size"].gather(a["rec"])
-    parents = {"kind": a["kind"], "line_class": line_class, "size": size, "zero": a.height}
+    parents = {"kind": a["kind"], "line_class": line_class, "size": size, "none": a.height}
     return [rng.pick(weights, parents[parent]).alias("coded_" + column)
             for column, (parent, weights, _, _) in t.coded.items()]
 
@@ -1508,7 +883,7 @@ def _money_and_date_columns() -> dict[str, pl.Expr]:
         pl.concat_str([fiscal.cast(pl.String), pl.lit("/"), (fiscal + 1).cast(pl.String)]))
     line_class = _lookup([PRODUCT_LINES[name][2] for name in LINE_NAMES], pl.col("line"), pl.Int64)
     object_class = pl.when(pl.col("object_class_alt")).then(pl.lit("25.1: Advisory and assistance services")).otherwise(
-        _lookup([OBJECT_CLASSES[c] for c in range(5)], line_class))
+        _lookup([OBJECT_CLASSES[c] for c in range(len(LINE_CLASSES))], line_class))
     initial = pl.col("action_day") * 86400 + pl.col("report_lag")
     return {
         "federal_action_obligation": _money(pl.col("obligation")),
@@ -1669,5 +1044,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+class SampleFeed(Feed):
+    """The feed of generated data, offline: each window is one CSV of ``AWARDWATCH_SAMPLE_ROWS`` actions dated
+    within it, the same for the same window and ``AWARDWATCH_SAMPLE_SEED`` (seed + the window's first day)."""
+
+    name = "sample"
+
+    def scopes(self, chosen) -> list[Scope]:
+        return [Scope("sample")]
+
+    def land(self, scope: Scope, window: Window, into: Path, mode: str) -> Landed:
+        path = into / f"sample_{window.start:%Y%m%d}_{window.end:%Y%m%d}.csv"
+        write_transactions(path, self.settings.sample_rows, seed=self.settings.sample_seed + window.start.toordinal(),
+                           start=window.start, end=window.end)
+        return Landed([path], window.end if mode == NIGHTLY else None, [path.name])
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
+

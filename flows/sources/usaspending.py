@@ -27,10 +27,12 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from flows.sources.base import BACKFILL, NIGHTLY, Feed, Landed, Scope, Window
 from flows.sources.http import Http, HttpError, PermanentHttpError
+from schemas.agencies import Agency
 from schemas.errors import InputError, PermanentError
 
 DEFAULT_URL = "https://api.usaspending.gov"
@@ -39,8 +41,6 @@ MAX_SPAN = 366  # upstream refuses (end - start).days > 366 (request_validations
 LAG_WAITS = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 15.0, 20.0)
 CONTRACT_TYPES = ("A", "B", "C", "D")
 IDV_TYPES = ("IDV_A", "IDV_B", "IDV_B_A", "IDV_B_B", "IDV_B_C", "IDV_C", "IDV_D", "IDV_E")
-DHS = "Department of Homeland Security"
-DOJ = "Department of Justice"
 
 
 class DownloadMismatch(InputError, PermanentError):
@@ -49,68 +49,6 @@ class DownloadMismatch(InputError, PermanentError):
 
 class EmptyDownload(InputError, PermanentError):
     """A download of a named agency with no row where the previous window of the same scope had rows."""
-
-
-@dataclass(frozen=True)
-class Agency:
-    """An agency filter as the API takes it: matched by name, exactly, not by code."""
-
-    abbreviation: str
-    code: str  # toptier CGAC code or subtier code
-    name: str
-    tier: str  # toptier | subtier
-    toptier_name: str | None = None
-
-    def as_filter(self, kind: str = "awarding") -> dict:
-        f = {"type": kind, "tier": self.tier, "name": self.name}
-        if self.toptier_name:
-            f["toptier_name"] = self.toptier_name
-        return f
-
-
-# Names exactly as SUBTIER NAME / AGENCY NAME of the broker's dataactvalidator/config/agency_codes.csv
-# (USAspending loads its agency names from it; tests/test_upstream_usaspending.py checks each one).
-AGENCIES = {
-    a.abbreviation: a
-    for a in (
-        Agency("DHS", "070", DHS, "toptier"),
-        Agency("ICE", "7012", "U.S. Immigration and Customs Enforcement", "subtier", DHS),
-        Agency("CBP", "7014", "U.S. Customs and Border Protection", "subtier", DHS),
-        Agency("USCIS", "7003", "U.S. Citizenship and Immigration Services", "subtier", DHS),
-        Agency("TSA", "7013", "Transportation Security Administration", "subtier", DHS),
-        Agency("FEMA", "7022", "Federal Emergency Management Agency", "subtier", DHS),
-        Agency("USCG", "7008", "U.S. Coast Guard", "subtier", DHS),
-        Agency("USSS", "7009", "U.S. Secret Service", "subtier", DHS),
-        Agency("OPO", "7001", "Office of Procurement Operations", "subtier", DHS),
-        Agency("CISA", "7061", "Cybersecurity and Infrastructure Security Agency", "subtier", DHS),
-        Agency("FLETC", "7015", "Federal Law Enforcement Training Center", "subtier", DHS),
-        Agency("DOJ", "015", DOJ, "toptier"),
-        Agency("BOP", "1540", "Federal Prison System / Bureau of Prisons", "subtier", DOJ),
-        Agency("FBI", "1549", "Federal Bureau of Investigation", "subtier", DOJ),
-        Agency("DEA", "1524", "Drug Enforcement Administration", "subtier", DOJ),
-        Agency("USMS", "1544", "U.S. Marshals Service", "subtier", DOJ),
-        Agency("ATF", "1560", "Bureau of Alcohol, Tobacco, Firearms and Explosives Acquisition and Property Management Division",
-               "subtier", DOJ),
-    )
-}
-
-
-def agencies(names: list[str] | None) -> list[Agency]:
-    """Agencies by abbreviation or code (default: all of DHS)."""
-    by_code = {a.code: a for a in AGENCIES.values()}
-    chosen = []
-    for name in names or ["DHS"]:
-        agency = AGENCIES.get(name.strip().upper()) or by_code.get(name.strip())
-        if agency is None:
-            raise InputError(f"unknown agency {name!r}; known: {', '.join(AGENCIES)} (or their codes)")
-        chosen.append(agency)
-    return chosen
-
-
-def toptier_codes(chosen: list[Agency]) -> list[str]:
-    """CGAC codes of the departments of the chosen agencies (archive files are per department)."""
-    by_name = {a.name: a.code for a in AGENCIES.values() if a.tier == "toptier"}
-    return sorted({a.code if a.tier == "toptier" else by_name[a.toptier_name] for a in chosen})
 
 
 def scope(chosen: list[Agency]) -> str:
@@ -133,17 +71,6 @@ def windows(start: date, end: date, days: int | None = None, *, date_type: str =
     found = []
     while start <= end:
         stop = min(start + timedelta(days=days - 1), end)
-        found.append((start, stop))
-        start = stop + timedelta(days=1)
-    return found
-
-
-def months(start: date, end: date) -> list[tuple[date, date]]:
-    """Calendar-month chunks covering start..end (the first and last may be partial)."""
-    found = []
-    while start <= end:
-        next_month = (start.replace(day=1) + timedelta(days=32)).replace(day=1)
-        stop = min(next_month - timedelta(days=1), end)
         found.append((start, stop))
         start = stop + timedelta(days=1)
     return found
@@ -277,3 +204,44 @@ def has_rows(path: Path) -> bool:
             if rest.strip():
                 return True
     return False
+
+
+class BulkDownloads(Feed):
+    """The feed: one bulk download per window, by action date in a backfill (a month per chunk) and by
+    last-modified date at night (the longest window upstream accepts, from the watermark less the look-back)."""
+
+    name = "usaspending"
+
+    def scopes(self, chosen: list[Agency]) -> list[Scope]:
+        return [Scope(scope(chosen), tuple(chosen))]
+
+    def nightly_windows(self, scope: Scope, watermark: datetime | None, today: date) -> list[Window]:
+        start = (watermark.date() if watermark else today) - timedelta(days=self.settings.lookback_days)
+        return [Window(a, b) for a, b in windows(start, today)]
+
+    def land(self, scope: Scope, window: Window, into: Path, mode: str) -> Landed:
+        date_type = "action_date" if mode == BACKFILL else "last_modified_date"
+        http = Http.of(self.settings, self.settings.usaspending_url)
+        try:
+            job = BulkDownload(http, poll_every=self.settings.poll_every, poll_timeout=self.settings.poll_timeout)
+            path = job.fetch(list(scope.agencies), window.start, window.end, into, date_type=date_type)
+        finally:
+            http.close()
+        return Landed([path], window.end if mode == NIGHTLY else None, [path.name])
+
+    def check(self, con, scope: Scope, window: Window, landed: Landed, mode: str) -> None:
+        """A download of named agencies with no row, where the previous window of the same scope had rows,
+        is an error (agency names are exact-match filters: a name that stopped matching gives 0 rows, not
+        an error): nothing is loaded, the chunk is not done, the watermark does not move."""
+        from warehouse import feeds
+
+        for path in landed.paths:
+            if self.settings.allow_empty or has_rows(path):
+                continue
+            before = feeds.previous_window(con, self.name, scope.name, window.start, by_action_date=mode == BACKFILL)
+            if before and before[2] > 0:
+                raise EmptyDownload(
+                    f"USAspending download {path.name} for {scope.name} {window} holds 0 rows, but the previous window "
+                    f"{before[0] or '(nightly)'} (run {before[1]}) had {before[2]:,}; an agency name that no longer matches "
+                    "exactly gives 0 rows: check the names in schemas/agencies.py AGENCIES against the broker's "
+                    "agency_codes.csv; nothing was loaded (AWARDWATCH_ALLOW_EMPTY=true accepts it for a quiet agency)")

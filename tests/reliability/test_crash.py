@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.failpoints import POINTS
+from flows.core.failpoints import POINTS
 from flows.sources.sample import write_transactions
 
 CONTENT = """

@@ -131,7 +131,7 @@ def content(warehouse: Path) -> tuple:
 
 
 def ingest(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    return run_cli(capsys, monkeypatch, "ingest", *args)
+    return run_cli("ingest", *args)
 
 
 def test_hostile_inputs_get_one_line_and_change_nothing_they_should_not(capsys, monkeypatch, tmp_path):

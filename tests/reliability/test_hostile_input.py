@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.pipeline import ingest
+from flows.core.ingest import ingest
 from flows.sources.http import Http, HttpError
 from schemas.errors import InputError
 from schemas.layouts import current_columns

@@ -17,10 +17,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows import cli
-from flows.pipeline import ingest
+from flows.cli import commands as cli
+from flows.core.ingest import ingest
 from flows.sources.files import MAX_ZIP_DEPTH
-from flows.sources.http import Http, HttpError, PermanentHttpError, worth_retrying
+from flows.sources.http import Http, HttpError, PermanentHttpError
+from flows.tasks import worth_retrying
 from schemas.errors import InputError, PermanentError, WarehouseError
 from tests.factories import row, run_cli, write_csv
 from warehouse import db
@@ -60,7 +61,7 @@ def test_a_nested_zip_is_read_and_other_members_are_listed_as_skipped(tmp_path, 
 
 def test_the_summary_lists_skipped_members(capsys, monkeypatch, tmp_path):
     z = zip_of(tmp_path / "z.zip", {"a.csv": write_csv(tmp_path / "a.csv", rows(1)).read_bytes(), "notes.pdf": b"%PDF"})
-    code, out, err = run_cli(capsys, monkeypatch, "ingest", str(z), "-w", str(tmp_path / "w.duckdb"), "--no-publish")
+    code, out, err = run_cli("ingest", str(z), "-w", str(tmp_path / "w.duckdb"), "--no-publish")
     assert code == 0, err
     assert "skipped 1 input(s) not read" in out and "z.zip!notes.pdf (4 bytes): not a CSV file" in out
 
@@ -113,7 +114,7 @@ def test_a_file_name_that_is_not_utf8_loads_and_is_recorded(capsys, monkeypatch,
     path = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.csv"))
     write_csv(tmp_path / "x.csv", rows(2)).rename(path)
     wh = tmp_path / "w.duckdb"
-    code, out, err = run_cli(capsys, monkeypatch, "ingest", str(path), "-w", str(wh), "--no-publish")
+    code, out, err = run_cli("ingest", str(path), "-w", str(wh), "--no-publish")
     assert code == 0, err
     assert "caf\\xe9.csv" in out
     con = duckdb.connect(str(wh), read_only=True)
@@ -126,7 +127,7 @@ def test_a_bad_name_inside_a_folder_is_one_line(capsys, monkeypatch, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     (Path(os.fsdecode(os.fsencode(folder) + b"/bad\xff\n.csv"))).write_bytes(b"")
-    code, _, err = run_cli(capsys, monkeypatch, "ingest", str(folder), "-w", str(tmp_path / "w.duckdb"), "--no-publish")
+    code, _, err = run_cli("ingest", str(folder), "-w", str(tmp_path / "w.duckdb"), "--no-publish")
     assert code == 1 and err.count("\n") == 1 and "bad\\xff\\n.csv: file is empty" in err
 
 
@@ -140,7 +141,7 @@ def test_a_full_disk_says_disk_full_with_the_folder_and_the_space(capsys, monkey
 
     monkeypatch.setattr(pipeline, "ingest", full)
     f = write_csv(tmp_path / "a.csv", rows(3))
-    code, _, err = run_cli(capsys, monkeypatch, "ingest", str(f), "-w", str(tmp_path / "wh" / "w.duckdb"), "--no-publish")
+    code, _, err = run_cli("ingest", str(f), "-w", str(tmp_path / "wh" / "w.duckdb"), "--no-publish")
     assert code == 1 and err.count("\n") == 1
     assert err.startswith(f"error: disk full: no space left on the disk of {tmp_path / 'wh'} (") and "free)" in err
     assert f"needs about {cli._size(2 * f.stat().st_size)} there" in err and "OutOfMemory" not in err
@@ -238,7 +239,9 @@ def test_prefect_does_not_retry_a_permanent_error():
 
 
 def test_prefect_errors_stay_off_the_terminal():
-    quiet = cli._QuietConsole()
+    from flows.tasks import _QuietConsole
+
+    quiet = _QuietConsole()
     record = logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, "Task run failed", None, None)
     done = logging.LogRecord("prefect.flow_runs", logging.INFO, __file__, 1, "Finished in state Failed('x')", None, None)
     info = logging.LogRecord("prefect.flow_runs", logging.INFO, __file__, 1, "Beginning flow run", None, None)

@@ -8,7 +8,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from flows.pipeline import ingest, publish
+from flows.core.ingest import ingest
+from flows.core.publish import publish
 from schemas.errors import AwardwatchError
 from tests.factories import row, write_csv
 from tests.reliability.proxy import FaultProxy

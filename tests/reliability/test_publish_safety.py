@@ -15,7 +15,8 @@ import boto3
 import duckdb
 import pytest
 
-from flows.pipeline import ingest, publish
+from flows.core.ingest import ingest
+from flows.core.publish import publish
 from schemas.errors import AwardwatchError
 from tests.factories import row, write_csv
 from warehouse import snapshots

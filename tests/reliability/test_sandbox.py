@@ -16,7 +16,8 @@ import boto3
 import duckdb
 import pytest
 
-from flows.pipeline import ingest, publish
+from flows.core.ingest import ingest
+from flows.core.publish import publish
 from schemas.errors import AwardwatchError
 from tests.factories import row, write_csv
 from warehouse import snapshots
@@ -325,6 +326,6 @@ def test_cli_query_errors_are_one_line(capsys, monkeypatch, local, sql):
 
     url, warehouse, _ = local
     for extra in ([], ["--snapshot", "latest", "--snapshot-url", url]):
-        code, out, err = run(capsys, monkeypatch, "query", sql, "--warehouse", str(warehouse), *extra)
+        code, out, err = run("query", sql, "--warehouse", str(warehouse), *extra)
         assert code == 1, err
         assert err.count("\n") == 1 and err.startswith("error: ") and "unexpected" not in err

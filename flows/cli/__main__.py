@@ -1,0 +1,4 @@
+from flows.cli.commands import app, main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""One loop for the nightly job and for backfills: every feed, every scope, every window; land, check, load.
+
+    run_feeds(settings, NIGHTLY | BACKFILL, ["usaspending", ...], agencies, start=, end=, land=, progress=)
+
+- **Nightly**: the windows since each scope's watermark; all of a scope's windows are landed, checked,
+  then loaded as one run; the watermark moves only after that load succeeded, and the landed files are
+  removed only then, so a failed load can be replayed.
+- **Backfill**: the feed's chunks of start..end (months, or fiscal years for the archive), minus the ones a
+  previous attempt of the same backfill finished; up to ``backfill_concurrency`` chunks land ahead while
+  one loads; each chunk is one run, recorded in ``backfill_chunks`` (the archive's watermark moves too).
+
+The job holds one warehouse connection from its first read to its end, and settles once (company
+resolution over what its runs touched, marts, invariants: ``flows.core.ingest.settle``). Landing is
+passed in (``land``): the Prefect flows pass a task with retries, submitted to their task runner; by
+default it runs in place. Publishing is the caller's next step (``flows.core.publish``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+
+from flows.core import ingest
+from flows.core.progress import Progress
+from flows.settings import Settings
+from flows.sources import FEEDS, feed
+from flows.sources.base import BACKFILL, NIGHTLY, Feed, Landed, Scope, Window
+from schemas import agencies as registry
+from schemas.errors import InputError, UsageError
+from warehouse import feeds, runs
+from warehouse import reconcile as checks
+from warehouse.runs import Counts, as_dict
+
+Lander = Callable[[Settings, str, Scope, Window, Path, str], object]  # -> Landed, or a future of one (.result())
+
+
+@dataclass
+class FeedRun:
+    """What one feed did for one scope in a job."""
+
+    source: str
+    scope: str
+    windows: list[str]
+    result: ingest.RunResult | None = None  # the nightly's one run
+    watermark: str | None = None
+    skipped: list[str] = field(default_factory=list)  # finished chunks, or why the scope did not run
+    files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a person should do next (e.g. a backfill first)
+
+
+@dataclass
+class Job:
+    """A nightly run or a backfill: its feeds' runs and every load result, in order."""
+
+    mode: str
+    done: list[FeedRun] = field(default_factory=list)
+    results: list[ingest.RunResult] = field(default_factory=list)
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [r.run_id for r in self.results]
+
+    def summary(self, snapshot=None) -> dict:
+        """The job as plain data (the flows' return value)."""
+        total = Counts()
+        for r in self.results:
+            total += r.counts
+        return {
+            "runs": self.run_ids,
+            "sources": {d.source: {"scope": d.scope, "windows": d.windows, "watermark": d.watermark, "skipped": d.skipped}
+                        for d in self.done},
+            "notes": [n for d in self.done for n in d.notes],
+            "counts": as_dict(total),
+            "snapshot_id": snapshot.snapshot_id if snapshot else None,
+            "snapshot": snapshot.message if snapshot else None,
+        }
+
+
+def land_now(s: Settings, name: str, scope: Scope, window: Window, into: Path, mode: str) -> Landed:
+    """Lands one window in this thread (the default ``Lander``; the flows wrap it in a Prefect task)."""
+    return feed(name, s).land(scope, window, into, mode)
+
+
+def check_feeds(names: list[str]) -> list[str]:
+    if unknown := [n for n in names if n not in FEEDS]:
+        raise UsageError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(FEEDS)}")
+    return list(names)
+
+
+def check_job(s: Settings, mode: str, names: list[str], agencies: list[str] | None, start: date | None, end: date | None):
+    """The job's arguments, checked before anything starts (Prefect included): known feeds and agencies, a range
+    that is not reversed. Returns the chosen agencies."""
+    check_feeds(names)
+    try:
+        chosen = registry.resolve(list(agencies or s.agencies))
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    if mode == BACKFILL and (start is None or end is None or end < start):
+        raise UsageError(f"backfill: --end {end} is before --start {start}; nothing to load (swap them?)")
+    return chosen
+
+
+def run_feeds(con, s: Settings, mode: str, names: list[str], agencies: list[str] | None = None, *, start: date | None = None,
+              end: date | None = None, land: Lander = land_now, progress: Progress | None = None) -> Job:
+    """Runs the feeds ``names`` for the agencies (default: the settings') on the job's connection, settles
+    once, returns the job."""
+    chosen = check_job(s, mode, names, agencies, start, end)
+    job = Job(mode)
+    step = _nightly if mode == NIGHTLY else _backfill
+    for name in names:
+        f = feed(name, s)
+        for scope in f.scopes(chosen):
+            job.done.append(step(con, s, f, scope, job, land, progress or Progress(), start, end))
+    ingest.settle(con, job.results, progress)
+    return job
+
+
+def _load(con, s: Settings, f: Feed, scope: Scope, paths: list[Path], command: str, parameters: dict,
+          progress: Progress | None) -> ingest.RunResult:
+    return ingest.run(con, paths, warehouse=s.warehouse, source=f.name, command=command,
+                      parameters={"source": f.name, "scope": scope.name, **parameters}, batch_rows=s.batch_rows,
+                      max_rejected_share=s.max_rejected_share, progress=progress)
+
+
+def _nightly(con, s: Settings, f: Feed, scope: Scope, job: Job, land: Lander, progress, *_) -> FeedRun:
+    today = runs.now().date()
+    mark = feeds.watermark(con, f.name, scope.name)
+    windows = f.nightly_windows(scope, mark, today)
+    if isinstance(windows, str):
+        return FeedRun(f.name, scope.name, [], skipped=[windows])
+    into = landing(s, f.name, today.isoformat())
+    notes = [] if mark else [first_nightly(s, f, scope, windows)]
+    landed = []
+    for w in windows:
+        progress.on_stage(f"landing {f.name} {scope.name} {w}")
+        landed.append((w, _result(land(s, f.name, scope, w, into, NIGHTLY))))
+    for w, got in landed:
+        f.check(con, scope, w, got, NIGHTLY)
+    paths = [p for _, got in landed for p in got.paths]
+    labels = [label for _, got in landed for label in got.labels]
+    shown = [str(w) for w in windows]
+    if not paths:
+        return FeedRun(f.name, scope.name, [], watermark=mark.date().isoformat() if mark else None, notes=notes)
+    progress.on_stage(f"loading {f.name} {scope.name}")
+    extra = {"windows": shown} if f.chunk == "month" else {"files": labels}
+    result = _load(con, s, f, scope, paths, "run", extra, progress)
+    job.results.append(result)
+    moved = max((got.watermark for _, got in landed if got.watermark), default=None)
+    if moved:
+        feeds.set_watermark(con, f.name, scope.name, datetime.combine(moved, time()), result.run_id)
+    shutil.rmtree(into, ignore_errors=True)
+    return FeedRun(f.name, scope.name, shown if f.chunk == "month" else labels, result,
+                   moved.isoformat() if moved else None, files=labels, notes=notes)
+
+
+def _backfill(con, s: Settings, f: Feed, scope: Scope, job: Job, land: Lander, progress, start: date, end: date) -> FeedRun:
+    chunks = f.backfill_windows(start, end)
+    backfill = feeds.backfill_id(f.name, scope.name, start, end, f.chunk)
+    finished = feeds.done_chunks(con, backfill)
+    todo = [w for w in chunks if w.start not in finished]
+    if todo:  # `awardwatch status` names a planned chunk that never finished
+        checks.plan_chunks(con, backfill, f.name, scope.name, [(w.start, w.end) for w in todo], runs.now())
+    into = landing(s, f.name, f"backfill-{backfill}")
+    pending: deque = deque()
+    moved = None
+    files: list[str] = []
+
+    def load_next() -> None:
+        nonlocal moved
+        window, future = pending.popleft()
+        progress.on_stage(f"landing {f.name} {scope.name} {window}")
+        got = _result(future)
+        progress.on_stage(f"loading {f.name} {scope.name} {window}")
+        f.check(con, scope, window, got, BACKFILL)
+        files.extend(got.labels)
+        result = _load(con, s, f, scope, got.paths, "backfill", {"chunk": str(window), "backfill_id": backfill}, progress)
+        job.results.append(result)
+        feeds.chunk_done(con, backfill, f.name, scope.name, window.start, window.end, result.run_id, result.counts.read)
+        if got.watermark:
+            feeds.set_watermark(con, f.name, scope.name, datetime.combine(got.watermark, time()), result.run_id)
+            moved = max(moved or got.watermark, got.watermark)
+        for path in got.paths:
+            path.unlink(missing_ok=True)
+
+    for window in todo:
+        pending.append((window, land(s, f.name, scope, window, into, BACKFILL)))
+        if len(pending) >= max(1, s.backfill_concurrency):
+            load_next()
+    while pending:
+        load_next()
+    shutil.rmtree(into, ignore_errors=True)
+    return FeedRun(f.name, scope.name, [str(w) for w in todo], None, moved.isoformat() if moved else None,
+                   [str(w) for w in chunks if w.start in finished], files)
+
+
+def first_nightly(s: Settings, f: Feed, scope: Scope, windows: list[Window]) -> str:
+    """What to say when a scope has no watermark yet: the nightly read only its look-back."""
+    agencies = " ".join(f"--agency {a.abbreviation}" for a in scope.agencies)
+    first = windows[0] if windows else None
+    return (f"{f.name} {scope.name} had no watermark: this first nightly read only {first} (the last {s.lookback_days} days); "
+            f"to load history first, run `awardwatch backfill --source {f.name} {agencies} --start YYYY-MM-DD --end "
+            f"{runs.now().date()}`, or read further back with --lookback-days").replace("  ", " ")
+
+
+def _result(landed) -> Landed:
+    """A Landed, or the future of one (a Prefect task submitted to the flow's runner)."""
+    return landed if isinstance(landed, Landed) else landed.result()
+
+
+def landing(s: Settings, source: str, label: str) -> Path:
+    """Where a feed lands raw files before they are loaded (beside the warehouse)."""
+    return s.warehouse.parent / "landing" / source / label

@@ -1,0 +1,258 @@
+"""The ingest core, plain Python: files -> validated, canonical rows -> warehouse.
+
+Per source file: read the header and decide its layout (refusing files without
+the required columns), stream the rows in batches, validate each batch
+(structure, then values with pandera), write valid rows as canonical Parquet and
+rejected rows with their reasons to a staging folder, then merge the file into
+the warehouse in one transaction. Prefect flows and the CLI both call ``ingest``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+
+import polars as pl
+
+from flows.core import failpoints
+from flows.core.progress import Progress, Stages
+from flows.sources.files import Skipped, SourceFile, display, has_suspect_bytes, is_not_utf8, land, parse_error, read_header, scan
+from schemas.errors import AwardwatchError, InputError
+from schemas.layouts import Layout, detect
+from schemas.validate import field_counts
+from transforms.batch import reason_kinds, split_batch, split_deletions
+from warehouse import companies, db, invariants, load, runs
+from warehouse.runs import Counts
+
+
+class InvariantError(AwardwatchError):
+    """A check that must hold after every run did not."""
+
+
+@dataclass
+class FileResult:
+    name: str
+    layout: str
+    counts: Counts
+    seconds: float
+    extra_columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    counts: Counts
+    files: list[FileResult]
+    seconds: float
+    message: str | None = None
+    stages: Stages = field(default_factory=Stages)
+    resolution: dict[str, float] = field(default_factory=dict)  # share of transactions per parent-company method
+    skipped: list[Skipped] = field(default_factory=list)  # inputs not read (not CSV, links out of a folder)
+
+
+def ingest(paths: list[Path], *, warehouse: Path, threads: int | None = None, lock_wait: float = 60.0, **options) -> RunResult:
+    """Loads contract-transaction files (CSV, ZIP of CSVs, or folders of them) into the warehouse, as one
+    run on its own connection, and settles it (companies, marts, invariants). ``options``: those of ``run``.
+
+    Raises an ``AwardwatchError`` with a one-line message when a file cannot be read
+    or too many of its rows are rejected; the run is then recorded as failed. Files
+    loaded before the failure stay loaded (each commits on its own)."""
+    con = db.connect(warehouse, threads=threads, wait=lock_wait)
+    try:
+        result = run(con, paths, warehouse=warehouse, **options)
+        settle(con, [result])
+        return result
+    finally:
+        con.close()
+
+
+def run(
+    con,
+    paths: list[Path],
+    *,
+    warehouse: Path,
+    source: str = "file",
+    command: str = "ingest",
+    parameters: dict | None = None,
+    batch_rows: int = 25_000,
+    max_rejected_share: float = 0.05,
+    progress: Progress | None = None,
+) -> RunResult:
+    """One run on the job's connection: every file staged, validated and merged in its own transaction.
+    The run is recorded as succeeded once its files are in; ``settle`` then does the per-job steps."""
+    progress = progress or Progress()
+    started = time.perf_counter()
+    run = runs.start(con, command, parameters or {"paths": [display(p) for p in paths]})
+    db.claim(warehouse, run.run_id, command)
+    staging_root = Path(warehouse).parent / "staging"
+    shutil.rmtree(staging_root, ignore_errors=True)  # left by a run that was killed: we hold the warehouse now
+    staging = staging_root / run.run_id
+    results: list[FileResult] = []
+    skipped: list[Skipped] = []
+    stages = Stages()
+    try:
+        with stages.timing("land"):
+            files = land(paths, staging / "landed", skipped=skipped)
+        runs.record_skipped(con, run.run_id, source, skipped)
+        failpoints.hit("landed")
+        for i, f in enumerate(files):
+            if i:
+                failpoints.hit("between-files")
+            t0 = time.perf_counter()
+            progress.on_file(f.name, f.path.stat().st_size)
+            staged, layout = stage_file(f, staging / f"{i:04d}", source, batch_rows, max_rejected_share, progress, stages)
+            failpoints.hit("staged")
+            with stages.timing("load"):
+                counts = load.load_file(con, run.run_id, staged, time.perf_counter() - t0,
+                                        before_commit=lambda: failpoints.hit("before-commit"))
+            run.counts += counts
+            results.append(FileResult(f.name, layout.name, counts, time.perf_counter() - t0, list(layout.extra)))
+            progress.on_loaded(results[-1])
+            if counts.quarantined:
+                progress.on_note(f"{f.name}: {counts.quarantined:,} of {counts.read:,} rows quarantined (see the quarantine table)")
+        for s in skipped:
+            progress.on_note(f"skipped {s.name} ({s.size:,} bytes): {s.why}")
+        runs.finish(con, run, "succeeded", runs.skipped_note(skipped))
+        return RunResult(run.run_id, "succeeded", run.counts, results, time.perf_counter() - started, stages=stages,
+                         skipped=skipped)
+    except AwardwatchError as exc:
+        if results:  # each file commits on its own: say which ones did
+            done = ", ".join(f"{r.name} ({r.counts.read:,} rows)" for r in results)
+            exc.args = (f"{exc}; loaded before this (kept, and unchanged by a re-run): {done}",)
+        runs.finish(con, run, "failed", str(exc))
+        raise
+    except BaseException as exc:
+        status = "failed" if isinstance(exc, Exception) else "interrupted"  # Ctrl-C, SIGTERM, Prefect's TerminationSignal
+        runs.finish(con, run, status, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def settle(con, results: list[RunResult], progress: Progress | None = None) -> dict[str, float]:
+    """The per-job steps, once after a job's runs: company resolution over what they touched, the marts,
+    and the invariants (recorded on every run; a broken one raises). Returns the resolution shares, also
+    set on the last result."""
+    if not results:
+        return {}
+    (progress or Progress()).on_stage("resolving companies and refreshing the marts")
+    t0 = time.perf_counter()
+    with db.transaction(con):
+        shares = companies.refresh(con)
+    t1 = time.perf_counter()
+    total = Counts()
+    for r in results:
+        total += r.counts
+    checked = invariants.check(con, total)
+    ids = [r.run_id for r in results]
+    invariants.record(con, ids, checked)
+    last = results[-1]
+    last.stages["companies"] = last.stages.get("companies", 0.0) + t1 - t0
+    last.stages["invariants"] = last.stages.get("invariants", 0.0) + time.perf_counter() - t1
+    last.resolution = shares
+    if bad := invariants.broken(checked):
+        runs.mark_failed(con, ids, f"broke invariant(s) {', '.join(bad)}")
+        raise InvariantError(f"run {', '.join(ids)} broke invariant(s) {', '.join(bad)}; see `awardwatch runs`")
+    return shares
+
+
+class _NotUtf8(Exception):
+    """A strict read met bytes that are not UTF-8: read the file again, lossily, checking every value."""
+
+
+def stage_file(
+    f: SourceFile, out: Path, source: str, batch_rows: int, max_rejected_share: float, progress: Progress, stages: Stages
+) -> tuple[load.StagedFile, Layout]:
+    """Reads, validates and transforms one CSV into staged Parquet files.
+
+    A file without NUL bytes and without U+FFFD (one byte search) is read as strict UTF-8 and
+    its values are not searched for those; if the strict read meets bytes that are not
+    UTF-8, the file is read again lossily, with every value checked."""
+    layout = check_layout(f, read_header(f))
+    with stages.timing("read"):
+        suspect = has_suspect_bytes(f.path)
+        widths, rows = field_counts(f.path, len(layout.columns))
+    try:
+        staged, rejected, reasons = _stage(f, out, layout, source, batch_rows, lossy=suspect, progress=progress, stages=stages,
+                                           widths=widths)
+    except _NotUtf8:
+        staged, rejected, reasons = _stage(f, out, layout, source, batch_rows, lossy=True, progress=progress, stages=stages,
+                                           widths=widths)
+    if staged.read != rows:  # the field counts belong to other rows: nothing can be trusted
+        raise InputError(f"{f.name}: read {staged.read:,} rows but the file's quoting gives {rows:,}; nothing from this "
+                         "file was loaded; check its quotes (a value holding a quote is quoted, the quote written \"\")")
+    if staged.read and rejected / staged.read > max_rejected_share:
+        top = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common(3))
+        raise InputError(
+            f"{f.name}: {rejected:,} of {staged.read:,} rows ({rejected / staged.read:.1%}) failed validation, "
+            f"over the {max_rejected_share:.0%} limit; nothing from this file was loaded. Most frequent: {top}. "
+            f"To load the valid rows and quarantine the rest, raise --max-rejected."
+        )
+    return staged, layout
+
+
+def _stage(f: SourceFile, out: Path, layout: Layout, source: str, batch_rows: int, *, lossy: bool, progress: Progress,
+           stages: Stages, widths: pl.DataFrame | None = None) -> tuple[load.StagedFile, int, Counter[str]]:
+    """One pass over the file: (staged files, rows rejected, reasons by kind)."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    staged = load.StagedFile(source, f.name, staged=[], quarantined=[], read=0, layout=layout.name, extra_columns=list(layout.extra))
+    reasons: Counter[str] = Counter()
+    rejected = 0
+    batches = scan(f, list(layout.columns), lossy=lossy).collect_batches(chunk_size=batch_rows)
+    for i in count():
+        try:
+            with stages.timing("read"):
+                raw = next(batches)
+        except StopIteration:
+            break
+        except pl.exceptions.PolarsError as exc:
+            if not lossy and is_not_utf8(exc):
+                raise _NotUtf8 from None
+            raise parse_error(f, staged.read, _first_line(exc)) from None
+        staged.read += raw.height
+        if layout.is_delta:
+            raw, deletions = split_deletions(raw, layout)
+            if deletions.height:
+                path = out / f"deletions_{i:05d}.parquet"
+                deletions.write_parquet(path)
+                staged.deletions.append(path)
+        good, bad = split_batch(raw, layout, f.name, stages.timing, check_bytes=lossy, widths=widths)
+        if good.height:
+            path = out / f"rows_{i:05d}.parquet"
+            with stages.timing("stage"):
+                good.write_parquet(path, compression="uncompressed", statistics=False)
+            staged.staged.append(path)
+        if bad.height:
+            path = out / f"quarantine_{i:05d}.parquet"
+            bad.write_parquet(path)
+            staged.quarantined.append(path)
+            reasons.update(reason_kinds(bad))
+            rejected += bad.height
+        progress.on_rows(raw.height, raw.estimated_size())
+    return staged, rejected, reasons
+
+
+def check_layout(f: SourceFile, header: list[str]) -> Layout:
+    layout = detect(header)
+    if layout.duplicated:
+        raise InputError(f"{f.name}: header repeats column(s) {', '.join(layout.duplicated)}; cannot tell which to load")
+    if layout.missing_required:
+        raise InputError(
+            f"{f.name}: missing required column(s) {', '.join(layout.missing_required)}; "
+            "expected a USAspending contract-transactions CSV"
+        )
+    return layout
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if "not properly escaped" in line or "invalid csv" in line.lower()]
+    return (useful or lines or [type(exc).__name__])[0]
+
+
