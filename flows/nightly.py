@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows import settings as config
 from flows import tasks
 from flows.core import changes, connect, feeds
+from flows.core.jobs import check_job
 from flows.core.progress import Progress
 from flows.core.summaries import job_markdown, status_markdown
 from flows.sources.base import NIGHTLY
@@ -22,7 +23,7 @@ def nightly(sources: list[str] | None = None, agencies: list[str] | None = None,
     """Extract what changed upstream since each feed's watermark, load it, reconcile, publish one snapshot."""
     s = config.load().but(warehouse=Path(warehouse) if warehouse else None, lookback_days=lookback_days)
     names, chosen = list(sources or s.sources), list(agencies or s.agencies)
-    feeds.check_job(s, NIGHTLY, names, chosen, None, None)
+    check_job(s, NIGHTLY, names, chosen, None, None)
     progress = tasks.logged(progress)
     con = connect(s)
     try:

@@ -17,7 +17,7 @@ called (child processes set them). tests/flows/test_settings.py checks this tabl
 | AWARDWATCH_THREADS | (all cores) | whole number >= 1 | DuckDB and polars threads |
 | AWARDWATCH_USASPENDING_URL | https://api.usaspending.gov | http(s) URL | USAspending API base URL |
 | AWARDWATCH_FPDS_URL | https://www.fpds.gov/ezsearch/FEEDS/ATOM | http(s) URL | FPDS ATOM feed URL |
-| AWARDWATCH_AGENCIES | DHS | comma-separated abbreviations or codes | agencies the nightly run extracts |
+| AWARDWATCH_AGENCIES | DHS | comma-separated abbreviations, codes or full names | agencies the nightly run extracts |
 | AWARDWATCH_SOURCES | usaspending | comma-separated usaspending, archive, fpds, sample | sources of the nightly run |
 | AWARDWATCH_LOOKBACK_DAYS | 3 | whole number >= 0 | days before the watermark that each run reads again |
 | AWARDWATCH_POLL_SECONDS | 10 | number >= 0 | seconds between download-status polls |
@@ -34,6 +34,9 @@ called (child processes set them). tests/flows/test_settings.py checks this tabl
 | AWARDWATCH_ALLOW_EMPTY | false | true or false | accept a download with 0 rows where the scope's previous window had rows (a quiet agency); by default that fails the window, since an agency name that stopped matching upstream also gives 0 rows |
 | AWARDWATCH_SAMPLE_ROWS | 3000 | whole number >= 0 | rows per window of the generated `sample` feed (offline: the demo, the benchmark, trying a backfill) |
 | AWARDWATCH_SAMPLE_SEED | 2018 | a whole number | seed of the `sample` feed; a window's rows are the same for the same seed |
+| AWARDWATCH_STAGING_URL | staged/ beside the warehouse | a folder | where a backfill stages its chunks (Parquet) ahead of the merge; with Dask workers on other machines, a folder they all reach (NFS, a cluster's scratch) |
+| AWARDWATCH_DASK_ADDRESS | (unset) | a Dask scheduler address | a backfill runs its map stage (fetch, read, validate, transform) on that Dask cluster (`tcp://host:8786`) |
+| AWARDWATCH_DASK_WORKERS | (unset) | whole number >= 1 | a backfill starts a local Dask cluster of this many worker processes for its map stage |
 | AWARDWATCH_DEBUG | (unset) | any value | the CLI prints the traceback of an unexpected error instead of one line |
 | AWARDWATCH_KILL_AT | (unset) | a point of flows.core.failpoints | tests only: the process kills itself at that point |
 | AWARDWATCH_PAUSE_AT | (unset) | a point of flows.core.failpoints | tests only: the process pauses at that point |
@@ -143,6 +146,9 @@ class Settings(_Variables):
     allow_empty: bool = Field(False, validation_alias="AWARDWATCH_ALLOW_EMPTY")
     sample_rows: int = Field(3000, ge=0, validation_alias="AWARDWATCH_SAMPLE_ROWS")
     sample_seed: int = Field(2018, validation_alias="AWARDWATCH_SAMPLE_SEED")
+    staging_url: Path | None = Field(None, validation_alias="AWARDWATCH_STAGING_URL")
+    dask_address: str | None = Field(None, validation_alias="AWARDWATCH_DASK_ADDRESS")
+    dask_workers: int | None = Field(None, ge=1, validation_alias="AWARDWATCH_DASK_WORKERS")
 
     @field_validator("agencies", "sources", mode="before")
     @classmethod
@@ -168,6 +174,11 @@ class Settings(_Variables):
     @property
     def staging(self) -> Path:
         return self.warehouse.parent / "staging"
+
+    @property
+    def chunk_staging(self) -> Path:
+        """Where backfill chunks are staged ahead of their merge: a folder every Dask worker can reach."""
+        return self.staging_url or self.warehouse.parent / "staged"
 
     def but(self, **changes) -> Settings:
         """A copy with the given fields changed; None values are ignored (unset CLI flags).

@@ -37,6 +37,43 @@ def land(s: Settings, name: str, scope: Scope, window: Window, into: Path, mode:
     return feeds.land_now(s, name, scope, window, into, mode)
 
 
+@task(name="stage-chunk", task_run_name="stage-{name}-{window}", retries=2, retry_delay_seconds=[60, 300],
+      retry_condition_fn=worth_retrying, cache_policy=NO_CACHE)
+def stage_chunk(s: Settings, name: str, scope: Scope, window: Window, into: Path) -> feeds.Chunk:
+    """The map stage of a backfill chunk (``flows.core.feeds.stage_now``), on whichever worker the task runner picks."""
+    return feeds.stage_now(s, name, scope, window, into, worker=dask_worker())
+
+
+def dask_worker() -> str:
+    """The address of the Dask worker running this task, or '' outside Dask."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return ""
+
+
+def stager(s: Settings) -> feeds.Stager:
+    """``stage_chunk`` with the settings' retries, submitted to the flow's task runner (threads, or a Dask cluster)."""
+    return stage_chunk.with_options(retries=s.task_retries).submit
+
+
+def task_runner(s: Settings):
+    """The backfill's task runner: a Dask cluster (an existing scheduler, or N local workers) when the settings
+    name one, else threads in this process."""
+    if s.dask_address or s.dask_workers:
+        from prefect_dask import DaskTaskRunner
+
+        if s.dask_address:
+            return DaskTaskRunner(address=s.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": s.dask_workers, "threads_per_worker": 1, "processes": True,
+                                              "dashboard_address": None, "host": "127.0.0.1"})
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=8)
+
+
 def lander(s: Settings, *, submit: bool) -> feeds.Lander:
     """``land`` with the settings' retries: run in place (nightly), or submitted to the flow's task runner
     so that chunks download ahead while one loads (backfill)."""

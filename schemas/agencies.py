@@ -1,11 +1,14 @@
-"""The agencies awardwatch knows by abbreviation: one registry, used by every feed, report and check.
+"""The agencies awardwatch knows: one registry, used by every feed, report and check.
 
-An agency is named by abbreviation (ICE), by code (7012 subtier, 070 toptier), as USAspending's API
-filters take them (exact names), or as a report filter (``AgencyRef``).
+A person names an agency by abbreviation (ICE), code (7012 subtier, 070 toptier) or full name, in any case
+and punctuation, with or without "U.S." ("immigration and customs enforcement"); an unknown name is an error
+suggesting the closest known agencies. The API filters take the exact names (``Agency.as_filter``), reports
+a code (``AgencyRef``).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -16,6 +19,9 @@ DHS = "Department of Homeland Security"
 
 
 DOJ = "Department of Justice"
+
+
+GSA = "General Services Administration"
 
 
 @dataclass(frozen=True)
@@ -58,18 +64,58 @@ AGENCIES = {
         Agency("USMS", "1544", "U.S. Marshals Service", "subtier", DOJ),
         Agency("ATF", "1560", "Bureau of Alcohol, Tobacco, Firearms and Explosives Acquisition and Property Management Division",
                "subtier", DOJ),
+        Agency("GSA", "047", GSA, "toptier"),
+        Agency("FAS", "4732", "Federal Acquisition Service", "subtier", GSA),
+        Agency("PBS", "4740", "Public Buildings Service", "subtier", GSA),
     )
 }
 
 
+def _key(text: str) -> str:
+    """A name as it is compared: lower case, words only, "&" as "and", without a leading "the" or "U.S."."""
+    words = re.sub(r"[^0-9a-z]+", " ", text.lower().replace("&", " and ")).split()
+    for prefix in (["the"], ["u", "s"], ["us"], ["united", "states"]):
+        if words[:len(prefix)] == prefix:
+            words = words[len(prefix):]
+    return " ".join(words)
+
+
+BY_CODE = {a.code: a for a in AGENCIES.values()}
+BY_NAME = {_key(a.name): a for a in AGENCIES.values()}
+
+
+def find(text: str) -> Agency | None:
+    """The agency of an abbreviation, code or full name (any case and punctuation, with or without "U.S.")."""
+    value = (text or "").strip()
+    return AGENCIES.get(value.upper()) or BY_CODE.get(value.upper()) or BY_NAME.get(_key(value))
+
+
+def suggestions(text: str, n: int = 3) -> list[Agency]:
+    """The known agencies closest to ``text``, closest first: names holding it as whole words ("customs"), then
+    difflib over names and, for a short word (a mistyped abbreviation), over abbreviations."""
+    key = _key(text)
+    within = [a for k, a in BY_NAME.items() if len(key) > 3 and f" {key} " in f" {k} "]
+    short = len(key) <= 6 and " " not in key
+    pool = BY_NAME | ({a.abbreviation.lower(): a for a in AGENCIES.values()} if short else {})
+    close = [pool[c] for c in difflib.get_close_matches(key, list(pool), n=n)]
+    return list(dict.fromkeys(within + close))[:n]
+
+
+def _unknown(text: str, otherwise: str) -> InputError:
+    """One line: the closest known agencies if any are close, else ``otherwise`` (what is accepted)."""
+    if close := suggestions(text):
+        named = " or ".join(f"{a.abbreviation} ({a.name})" for a in close)
+        return InputError(f"unknown agency {text!r}; did you mean {named}?")
+    return InputError(f"unknown agency {text!r}; {otherwise}")
+
+
 def resolve(names: list[str] | None) -> list[Agency]:
-    """Agencies by abbreviation or code (default: all of DHS)."""
-    by_code = {a.code: a for a in AGENCIES.values()}
+    """Agencies by abbreviation, code or full name (default: all of DHS)."""
     chosen = []
     for name in names or ["DHS"]:
-        agency = AGENCIES.get(name.strip().upper()) or by_code.get(name.strip())
+        agency = find(name)
         if agency is None:
-            raise InputError(f"unknown agency {name!r}; known: {', '.join(AGENCIES)} (or their codes)")
+            raise _unknown(name, f"known: {', '.join(AGENCIES)} (or their codes or full names)")
         chosen.append(agency)
     return chosen
 
@@ -94,19 +140,18 @@ class AgencyRef:
 
 
 def agency_ref(text: str) -> AgencyRef:
-    """ICE, cbp, 7012, 070 -> the agency filter; unknown abbreviations are an error naming the known ones."""
+    """ICE, cbp, 7012, 070, "Immigration and Customs Enforcement" -> the agency filter; any other 3-digit
+    (toptier) or 4-character (subtier) code as given; else an error suggesting the closest known agencies."""
     value = (text or "").strip()
-    known = AGENCIES.get(value.upper())
-    if known is None:
-        known = next((a for a in AGENCIES.values() if a.code == value.upper()), None)
+    known = find(value)
     if known is not None:
         return AgencyRef(known.code, known.tier, known.abbreviation)
     if re.fullmatch(r"\d{3}", value):
         return AgencyRef(value, "toptier", value)
     if re.fullmatch(r"[0-9A-Za-z]{4}", value) and any(c.isdigit() for c in value):
         return AgencyRef(value.upper(), "subtier", value.upper())
-    raise InputError(f"unknown agency {text!r}; use an abbreviation ({', '.join(AGENCIES)}), "
-                     "a toptier code like 070 or a subtier code like 7012")
+    raise _unknown(text, f"use an abbreviation ({', '.join(AGENCIES)}), a full name, "
+                         "a toptier code like 070 or a subtier code like 7012")
 
 
 ABBREVIATIONS = {a.code: a.abbreviation for a in AGENCIES.values() if a.tier == "subtier"}

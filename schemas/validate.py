@@ -32,8 +32,11 @@ def field_counts(path: Path, width: int) -> tuple[pl.DataFrame, int]:
     commas of a row are those outside quoted values. (The CSV reader pads a short row with nulls and keeps
     only the first surplus field, so neither a short row nor a surplus empty field shows in what it reads.)"""
     parts = [f"part{i}" for i in range(_PARTS)]  # the line, split at NUL bytes (a byte CSV text never needs)
-    whole = pl.concat_str(parts, separator="\x00", ignore_nulls=True)
-    line = pl.when(pl.col(parts[1]).is_null()).then(pl.col(parts[0])).otherwise(whole).fill_null("")
+    # an empty part between two NULs reads as null: it is "" when a later part is there
+    kept = [pl.when(pl.any_horizontal(pl.col(q).is_not_null() for q in parts[i:])).then(pl.col(p).fill_null(""))
+            for i, p in enumerate(parts)]
+    whole = pl.concat_str(kept, separator="\x00", ignore_nulls=True)
+    line = whole.fill_null("")
     quotes = line.str.count_matches('"', literal=True)
     inside = (quotes.cum_sum() - quotes) % 2 == 1  # the line starts within a quoted value
     text = pl.when(inside).then(pl.lit('"') + line).otherwise(line)

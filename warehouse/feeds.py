@@ -40,10 +40,12 @@ def done_chunks(con: duckdb.DuckDBPyConnection, backfill: str) -> set[date]:
 
 
 def chunk_done(con: duckdb.DuckDBPyConnection, backfill: str, source: str, scope: str, start: date, end: date,
-               run_id: str, rows_read: int) -> None:
+               run_id: str, rows_read: int, worker: str = "") -> None:
+    """A chunk merged: its run, rows, and where its map stage ran (a Dask worker's address, or '' for this process)."""
     con.execute(
-        "INSERT OR REPLACE INTO backfill_chunks VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?)",
-        [backfill, source, scope, start, end, run_id, rows_read, now()],
+        "INSERT OR REPLACE INTO backfill_chunks (backfill_id, source, scope, chunk_start, chunk_end, status, run_id, rows_read, "
+        "finished_at, worker) VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?, ?)",
+        [backfill, source, scope, start, end, run_id, rows_read, now(), worker],
     )
 
 

@@ -11,9 +11,12 @@ row against the warehouse by ``contract_transaction_unique_key``:
   stored row is dated: unchanged (the warehouse already holds a newer version).
 
 Only inserted and updated rows are written, then ``awards`` is rebuilt for the
-award keys they touch. Quarantine rows, the file's record in ``run_files`` and
-the run's counts commit in the same transaction, so a crash leaves the file
-either wholly loaded or not at all.
+award keys they touch. Those keys go to ``pending_awards`` and the resolved version
+of every row replaced or deleted to ``pending_rows``: ``companies.refresh``, once
+per job, resolves parent companies, brand mentions and the mart from them.
+Quarantine rows, the file's record in ``run_files``, the pending keys and the run's
+counts commit in the same transaction, so a crash leaves the file either wholly
+loaded (and pending) or not at all.
 """
 
 from __future__ import annotations
@@ -24,11 +27,10 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse import companies, runs
+from schemas.names import AWARD_KEY, KEY
+from warehouse import runs
 from warehouse.runs import Counts
 
-KEY = "contract_transaction_unique_key"
-AWARD_KEY = "contract_award_unique_key"
 LINEAGE = ("source", "source_file", "run_id", "loaded_at")
 
 
@@ -65,6 +67,8 @@ def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, second
             counts.updated = by_action.get("update", 0)
             counts.unchanged = by_action.get("unchanged", 0)
             counts.duplicate = by_action.get("duplicate", 0)
+            if counts.updated:
+                _remember(con, run_id, "SELECT k FROM plan WHERE action = 'update'")
             _write(con, f.staged, lineage, counts, all_new=counts.inserted == sum(by_action.values()))
         con.execute("CREATE OR REPLACE TEMP TABLE touched (award_key VARCHAR)")
         if counts.inserted or counts.updated:
@@ -73,7 +77,8 @@ def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, second
             counts.deleted = _delete(con, f, run_id, loaded_at)
         if con.execute("SELECT count(*) FROM touched").fetchone()[0]:
             refresh_awards(con, "touched")
-            companies.resolve(con, "touched")
+            con.execute("INSERT INTO pending_awards SELECT DISTINCT t.award_key, ? FROM touched t "
+                        "ANTI JOIN pending_awards p ON p.award_key = t.award_key", [run_id])
         if f.quarantined:
             counts.quarantined = _quarantine(con, f, run_id, loaded_at)
         con.execute(
@@ -158,6 +163,7 @@ def _delete(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) -> i
         FROM read_parquet({_files(f.deletions)}) d LEFT JOIN transactions t ON t.{KEY} = d.{KEY}
         """
     )
+    _remember(con, run_id, "SELECT k FROM doomed WHERE applied")
     con.execute(f"DELETE FROM transactions WHERE {KEY} IN (SELECT k FROM doomed WHERE applied)")
     con.execute("INSERT INTO touched SELECT DISTINCT award_key FROM doomed WHERE applied")
     con.execute(
@@ -170,6 +176,25 @@ def _delete(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) -> i
         [f.source, f.source_file, run_id, at, f.source_file],
     )
     return con.execute("SELECT count(*) FROM doomed").fetchone()[0]
+
+
+# what companies.refresh needs of a row's resolved version: its recipient, parents and mart group
+REMEMBERED = ("recipient_uei", "recipient_duns", "recipient_name", "recipient_parent_uei", "recipient_parent_duns",
+              "recipient_parent_name", "action_date", "last_modified_date", "federal_action_obligation",
+              "parent_company", "parent_company_method", "awarding_agency_code", "awarding_sub_agency_code",
+              "fiscal_year")
+
+
+def _remember(con: duckdb.DuckDBPyConnection, run_id: str, keys: str) -> None:
+    """Keeps in ``pending_rows`` the version the last refresh resolved of the rows ``keys`` (a query of
+    transaction keys) lists, about to be replaced or deleted: not a row loaded since (no company yet),
+    nor one already kept."""
+    con.execute(
+        f"INSERT INTO pending_rows BY NAME SELECT ?::VARCHAR AS run_id, {KEY}, {AWARD_KEY}, {', '.join(REMEMBERED)} "
+        f"FROM transactions WHERE {KEY} IN ({keys}) AND parent_company IS NOT NULL "
+        f"AND {KEY} NOT IN (SELECT {KEY} FROM pending_rows)",
+        [run_id],
+    )
 
 
 def _quarantine(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) -> int:

@@ -202,7 +202,8 @@ def plan_chunks(con: duckdb.DuckDBPyConnection, backfill: str, source: str, scop
     """Records a backfill's chunks before they run (status 'planned'; feeds.chunk_done replaces each
     with 'done'), so a chunk whose download failed is still known to status."""
     con.executemany(
-        "INSERT INTO backfill_chunks VALUES (?, ?, ?, ?, ?, 'planned', '', 0, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO backfill_chunks (backfill_id, source, scope, chunk_start, chunk_end, status, run_id, rows_read, finished_at) "
+        "VALUES (?, ?, ?, ?, ?, 'planned', '', 0, ?) ON CONFLICT DO NOTHING",
         [[backfill, source, scope, a, b, planned_at] for a, b in chunks],
     )
 

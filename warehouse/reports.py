@@ -6,11 +6,18 @@ Plain functions over DuckDB connections; the CLI (``flows/cli/reports.py``), the
 
 - ``company_report``: a company's awards, matched on ``parent_company`` or recipient and parent
   names (normalised, whole words: ``Palantir`` matches ``Palantir Technologies`` and ``PALANTIR
-  USG INC.``), the resellers' transactions naming its brands, and totals per fiscal year.
+  USG INC.``), the resellers' awards naming its brands (with the evidence: the action that named
+  the brand, its modification number, the text matched and the description it was found in), and
+  totals per fiscal year.
 - ``agency_report``: an awarding agency's top parent companies in a fiscal year, with their
   share and the change from the year before (from the ``company_agency_fiscal_year`` mart).
 - ``example``: ``EXAMPLE_SQL`` (ICE and CBP's top parent companies) on the warehouse and a snapshot.
 - ``resolve``: parent companies and brand mentions resolved again, marts rebuilt (``awardwatch report resolve``).
+
+Every report carries its ``provenance``: the latest succeeded run and the snapshot recorded on it
+(``runs``), or, for a report made on a snapshot (``snapshots.connect_snapshot``), that snapshot's
+manifest (id, created_at, the runs it reflects); the latest ``last_modified_date`` and the sources
+(``transactions.source``: usaspending, archive, fpds, file) of the rows in the report's scope.
 
 Agencies are awarding agencies: an abbreviation of ``schemas.agencies.AGENCIES`` (ICE,
 CBP, DOJ...) or a code: 3 characters for a toptier agency (070), 4 for a subtier (7012).
@@ -97,14 +104,9 @@ def resolve(path: Path, threads: int | None = None) -> dict[str, float]:
     transaction; returns the resolution shares (``companies.format_shares`` prints them)."""
     con = db.connect(Path(path), threads=threads)
     try:
-        con.execute("BEGIN")
-        try:
+        with db.transaction(con):
             companies.resolve(con)
             companies.marts(con)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         return companies.resolution_shares(con)
     finally:
         con.close()
@@ -127,6 +129,31 @@ def _table(con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | None 
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Provenance
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _run_provenance(con: duckdb.DuckDBPyConnection, manifest: dict | None) -> dict:
+    """The snapshot and run(s) the data comes from: the snapshot's manifest when the report is made on one,
+    else the warehouse's latest succeeded run and the snapshot recorded on it (None before any publish)."""
+    if manifest is not None:
+        return {"snapshot_id": manifest.get("snapshot_id"), "snapshot_created_at": manifest.get("created_at"),
+                "run_ids": list(manifest.get("run_ids") or [])}
+    has_runs = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'").fetchone()[0]
+    row = con.execute("SELECT snapshot_id, run_id FROM runs WHERE status = 'succeeded' "
+                      "ORDER BY started_at DESC, run_id DESC LIMIT 1").fetchone() if has_runs else None
+    return {"snapshot_id": row[0], "run_id": row[1]} if row else {}
+
+
+def _provenance(con: duckdb.DuckDBPyConnection, manifest: dict | None, rows_sql: str, params: dict) -> dict:
+    """``_run_provenance`` with the latest ``last_modified_date`` and the sources of the rows ``rows_sql`` selects
+    (columns last_modified_date, source)."""
+    latest, sources = con.execute(
+        f"SELECT max(last_modified_date), list(DISTINCT source ORDER BY source) FROM ({rows_sql})", params).fetchone()
+    return _run_provenance(con, manifest) | {"last_modified_date": latest, "source": [s for s in sources if s]}
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Company report
 # ---------------------------------------------------------------------------------------------------------
 
@@ -139,14 +166,16 @@ class CompanyReport:
     since: int | None
     companies: Table  # parent companies matched, with their rows and obligations in scope
     awards: Table
-    brand_mentions: Table  # resellers' awards naming the company's brands
+    brand_mentions: Table  # resellers' awards naming the company's brands, with the action and text that matched
     years: Table  # per fiscal year: direct and via resellers
+    provenance: dict  # snapshot_id, run_id or run_ids, last_modified_date, source (``_provenance``)
 
     def as_dict(self) -> dict:
         return {
             "company": self.name, "normalised": self.normalised, "agency": self.agency.label if self.agency else None,
-            "since_fiscal_year": self.since, "companies": self.companies.records(), "awards": self.awards.records(),
-            "brand_mentions": self.brand_mentions.records(), "fiscal_years": self.years.records(),
+            "since_fiscal_year": self.since, "provenance": self.provenance, "companies": self.companies.records(),
+            "awards": self.awards.records(), "brand_mentions": self.brand_mentions.records(),
+            "fiscal_years": self.years.records(),
         }
 
 
@@ -162,9 +191,10 @@ def _scope_sql(agency: AgencyRef | None, since: int | None, prefix: str = "") ->
 
 
 def company_report(con: duckdb.DuckDBPyConnection, name: str, *, agency: str | AgencyRef | None = None,
-                   since: int | None = None) -> CompanyReport:
+                   since: int | None = None, manifest: dict | None = None) -> CompanyReport:
     """The company's awards (matched on parent company or recipient/parent names), its brands
-    bought through others, and totals per fiscal year, optionally for one agency and from a fiscal year on."""
+    bought through others, and totals per fiscal year, optionally for one agency and from a fiscal year on.
+    ``manifest``: the snapshot's, when ``con`` is a snapshot's (its provenance then)."""
     companies.install_macros(con)
     ref = agency_ref(agency) if isinstance(agency, str) else agency
     q = con.execute("SELECT aw_normalise_name(?)", [name]).fetchone()[0]
@@ -217,11 +247,26 @@ def company_report(con: duckdb.DuckDBPyConnection, name: str, *, agency: str | A
             FROM latest l JOIN totals t USING (contract_award_unique_key)
         )
         SELECT * FROM final ORDER BY obligated DESC, award_key""", params)
-    bwhere, bparams = _scope_sql(ref, since)
+    bwhere, bparams = _scope_sql(ref, since, "m.")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE rpt_mentions AS
+        SELECT m.*, t.modification_number, t.prime_award_base_transaction_description, t.last_modified_date, t.source
+        FROM brand_mentions m
+        JOIN transactions t ON t.contract_transaction_unique_key = m.contract_transaction_unique_key
+        WHERE m.brand_owner IN (SELECT unnest($owners::VARCHAR[])) AND {bwhere}""", {**bparams, "owners": owners})
+    # the evidence of each award: its first action whose own description names the brand, else its first
+    # action matched through the award's base description (the base action itself may not be loaded)
     mentions = _table(con, f"""
-        WITH scope AS (
-            SELECT * FROM brand_mentions
-            WHERE brand_owner IN (SELECT unnest($owners::VARCHAR[])) AND {bwhere}
+        WITH evidence AS (
+            SELECT contract_award_unique_key,
+                   CASE matched_in WHEN 'transaction_description' THEN transaction_description
+                        ELSE prime_award_base_transaction_description END AS matched_description,
+                   matched_in, modification_number AS matched_modification,
+                   contract_transaction_unique_key AS matched_transaction_key
+            FROM rpt_mentions
+            QUALIFY row_number() OVER (PARTITION BY contract_award_unique_key
+                ORDER BY matched_in = 'transaction_description' DESC, action_date, modification_number,
+                         contract_transaction_unique_key) = 1
         ),
         final AS (
             SELECT {agency_col} AS agency, contract_award_unique_key AS award_key, any_value(award_id_piid) AS piid,
@@ -231,11 +276,12 @@ def company_report(con: duckdb.DuckDBPyConnection, name: str, *, agency: str | A
                    min(action_date) AS first_action_date, max(action_date) AS latest_action_date,
                    coalesce(sum(federal_action_obligation), 0) AS obligated,
                    arg_max(current_total_value_of_award, action_date) AS current_value,
-                   arg_max(potential_total_value_of_award, action_date) AS potential_value,
-                   arg_max(transaction_description, action_date) AS description
-            FROM scope GROUP BY ALL
+                   arg_max(potential_total_value_of_award, action_date) AS potential_value
+            FROM rpt_mentions GROUP BY ALL
         )
-        SELECT * FROM final ORDER BY obligated DESC, award_key""", {**bparams, "owners": owners})
+        SELECT f.*, e.* EXCLUDE (contract_award_unique_key)
+        FROM final f JOIN evidence e ON e.contract_award_unique_key = f.award_key
+        ORDER BY obligated DESC, award_key""")
     years = _table(con, f"""
         WITH direct AS (
             SELECT fiscal_year, coalesce(sum(federal_action_obligation), 0) AS direct_obligated,
@@ -245,9 +291,8 @@ def company_report(con: duckdb.DuckDBPyConnection, name: str, *, agency: str | A
         resold AS (
             SELECT fiscal_year, coalesce(sum(federal_action_obligation), 0) AS via_resellers_obligated,
                    count(DISTINCT contract_award_unique_key) AS via_resellers_awards
-            FROM brand_mentions
-            WHERE brand_owner IN (SELECT unnest($owners::VARCHAR[])) AND {bwhere}
-              AND contract_transaction_unique_key NOT IN (SELECT contract_transaction_unique_key FROM rpt_match)
+            FROM rpt_mentions
+            WHERE contract_transaction_unique_key NOT IN (SELECT contract_transaction_unique_key FROM rpt_match)
             GROUP BY fiscal_year
         )
         SELECT fiscal_year, coalesce(direct_obligated, 0) AS direct_obligated, coalesce(direct_awards, 0) AS direct_awards,
@@ -255,9 +300,13 @@ def company_report(con: duckdb.DuckDBPyConnection, name: str, *, agency: str | A
                coalesce(via_resellers_awards, 0) AS via_resellers_awards,
                coalesce(direct_obligated, 0) + coalesce(via_resellers_obligated, 0) AS total_obligated
         FROM direct FULL JOIN resold USING (fiscal_year)
-        ORDER BY fiscal_year""", {**params, "owners": owners})
+        ORDER BY fiscal_year""", params)
+    provenance = _provenance(con, manifest, f"""
+        SELECT last_modified_date, source FROM rpt_match WHERE {where}
+        UNION ALL SELECT last_modified_date, source FROM rpt_mentions""", params)
     con.execute("DROP TABLE IF EXISTS rpt_match")
-    return CompanyReport(name, q, ref, since, matched, awards, mentions, years)
+    con.execute("DROP TABLE IF EXISTS rpt_mentions")
+    return CompanyReport(name, q, ref, since, matched, awards, mentions, years, provenance)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -274,19 +323,22 @@ class AgencyReport:
     previous_total: Decimal | None
     companies: Table  # top parent companies in the fiscal year
     years: Table  # the agency per fiscal year
+    provenance: dict  # snapshot_id, run_id or run_ids, last_modified_date, source (``_provenance``)
 
     def as_dict(self) -> dict:
         return {
             "agency": self.agency.label, "code": self.agency.code, "tier": self.agency.tier, "agency_name": self.agency_name,
             "fiscal_year": self.fiscal_year, "total_obligated": self.total, "previous_total_obligated": self.previous_total,
-            "companies": self.companies.records(), "fiscal_years": self.years.records(),
+            "provenance": self.provenance, "companies": self.companies.records(), "fiscal_years": self.years.records(),
         }
 
 
 def agency_report(con: duckdb.DuckDBPyConnection, agency: str | AgencyRef, *, fiscal_year: int | None = None,
-                  top: int = 20) -> AgencyReport:
+                  top: int = 20, manifest: dict | None = None) -> AgencyReport:
     """Top ``top`` parent companies of an awarding agency in a fiscal year (default: its latest),
-    with share of the agency's obligations, the year before, and the change."""
+    with share of the agency's obligations, the year before, and the change. ``manifest``: the
+    snapshot's, when ``con`` is a snapshot's. Provenance: the agency's rows, every fiscal year (the
+    report shows them all)."""
     companies.install_macros(con)
     ref = agency_ref(agency) if isinstance(agency, str) else agency
     if top < 1:
@@ -334,7 +386,9 @@ def agency_report(con: duckdb.DuckDBPyConnection, agency: str | AgencyRef, *, fi
         )
         SELECT * FROM final WHERE rank <= $top ORDER BY rank""",
         {**params, "fy": fy, "total": total, "top": top})
-    return AgencyReport(ref, agency_name, fy, total, previous, ranked, years)
+    provenance = _provenance(
+        con, manifest, f"SELECT last_modified_date, source FROM transactions WHERE {ref.column} = $code", params)
+    return AgencyReport(ref, agency_name, fy, total, previous, ranked, years, provenance)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -122,6 +122,9 @@ def unfinished(con: duckdb.DuckDBPyConnection) -> str | None:
     if row is None:
         return None
     run_id, command, status, started, parameters, message, committed = row
+    if status == "succeeded" and con.execute("SELECT count(*) FROM pending_awards").fetchone()[0]:
+        return (f"run {run_id} ({command}, started {started}) loaded rows whose parent companies and marts were never "
+                "refreshed (the job stopped before its last step); run `awardwatch report resolve`, or the same job again")
     if status == "succeeded" or (status == "failed" and not committed):
         return None
     how = status if status != "running" else "killed or crashed (still marked running)"
@@ -158,3 +161,9 @@ def mark_failed(con: duckdb.DuckDBPyConnection, run_ids: list[str], message: str
     """A job step after its runs (``flows.core.ingest.settle``) failed: the runs are failed, with why."""
     con.execute(f"UPDATE runs SET status = 'failed', message = ? WHERE run_id IN ({', '.join('?' * len(run_ids))})",
                 [message, *run_ids])
+
+
+def unpublished(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Succeeded runs that no snapshot reflects yet, oldest first."""
+    return [r for (r,) in con.execute(
+        "SELECT run_id FROM runs WHERE status = 'succeeded' AND snapshot_id IS NULL ORDER BY started_at, run_id").fetchall()]

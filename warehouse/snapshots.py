@@ -4,11 +4,17 @@ Layout under the store's root::
 
     snapshots/<snapshot_id>/transactions/fiscal_year=2018/part-0.parquet   (hive partitions)
     snapshots/<snapshot_id>/awards/part-0.parquet
-    snapshots/<snapshot_id>/manifest.json   files with bytes, SHA-256 and rows; schemas; runs
+    snapshots/<snapshot_id>/manifest.json   files with bytes, SHA-256, rows and fingerprint; schemas; runs
     latest                                  {"snapshot_id": ..., "manifest": ...}
 
-Publishing writes every data file, then the manifest, and only then replaces
+Publishing stores every data file, then the manifest, and only then replaces
 ``latest``: a reader that follows the pointer never sees a partial snapshot.
+
+Publishing is incremental: each file (a table, or one fiscal year of ``transactions``) has a
+fingerprint of its rows in the manifest, and a file whose fingerprint and table schema equal the
+previous snapshot's is not exported again but copied from it inside the store (a hard link in a
+folder, a server-side copy on S3). Every snapshot folder thus holds all of its files: readers,
+checksums and retention see no difference, and deleting a snapshot never touches another's files.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ class PublishResult:
     message: str
     manifest: dict | None = None
     pruned: list[str] | None = None
+    written: list[str] | None = None  # paths exported by this publish
+    carried: list[str] | None = None  # paths copied unchanged from the previous snapshot
 
 
 def new_snapshot_id(after: str | None = None) -> str:
@@ -75,12 +83,43 @@ def tables_present(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
     return {t: p for t, p in TABLES.items() if t in names}
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
-    """Row count and an order-free hash of every row, per table: equal fingerprints, equal content."""
-    return {
-        t: list(con.execute(f"SELECT count(*), coalesce(bit_xor(hash(t)), 0)::VARCHAR FROM {t} t").fetchone())
-        for t in tables_present(con)
-    }
+@dataclass(frozen=True)
+class Part:
+    """One file of a snapshot: a table, or the rows of one value of its partition column."""
+
+    table: str
+    column: str | None
+    value: int | None
+    fingerprint: str
+
+    @property
+    def path(self) -> str:
+        folder = f"{self.table}/{self.column}={self.value}" if self.column else self.table
+        return f"{folder}/part-0.parquet"
+
+
+# row count, then the sum and the XOR of DuckDB's hash of each whole row: order-free, and any row
+# added, removed or changed in any column changes it
+ROWS_PRINT = ("count(*)::VARCHAR || ':' || coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR || ':' "
+              "|| coalesce(bit_xor(hash(t)), 0)::VARCHAR")
+
+
+def parts(con: duckdb.DuckDBPyConnection) -> list[Part]:
+    """The files a snapshot of the warehouse holds, each with the fingerprint of its rows, in path order."""
+    found = []
+    for table, column in tables_present(con).items():
+        if column:
+            rows = con.execute(f"SELECT {column}, {ROWS_PRINT} FROM {table} t GROUP BY 1").fetchall()
+        else:
+            rows = [(None, con.execute(f"SELECT {ROWS_PRINT} FROM {table} t").fetchone()[0])]
+        found += [Part(table, column, value, print_) for value, print_ in rows]
+    return sorted(found, key=lambda p: p.path)
+
+
+def schemas(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict]]:
+    """Column names and types of each table, in warehouse order."""
+    return {t: [{"name": n, "type": ty} for n, ty, *_ in con.execute(f"DESCRIBE {t}").fetchall()]
+            for t in tables_present(con)}
 
 
 def read_json(store: Store, key: str) -> dict | None:
@@ -153,49 +192,81 @@ def manifest_of(store: Store, snapshot_id: str) -> dict | None:
 
 def publish(con: duckdb.DuckDBPyConnection, store: Store, *, workdir: Path, keep: int | None = 30,
             watermarks: dict | None = None, on_step: Callable[[str], None] = lambda step: None) -> PublishResult:
-    """Exports the user-facing tables to a new snapshot unless nothing changed since the current one.
+    """Exports the user-facing tables to a new snapshot unless nothing changed since the current one;
+    files unchanged since the current snapshot are copied from it instead of exported.
     ``on_step`` is told "exported", "uploaded" and "before-pointer" as they pass."""
     store.cleanup()
     previous = current(store)
-    prints = fingerprint(con)
-    if previous and previous.get("fingerprint") == prints:
-        return PublishResult(previous["snapshot_id"], False, f"nothing changed since snapshot {previous['snapshot_id']}; nothing published")
+    found, shapes = parts(con), schemas(con)
+    if previous and _unchanged(previous, found, shapes):
+        return PublishResult(previous["snapshot_id"], False,
+                             f"nothing changed since snapshot {previous['snapshot_id']}; nothing published")
     snapshot_id = new_snapshot_id(after=previous["snapshot_id"] if previous else None)
+    carried = _carried(store, previous, found, shapes)
     local = workdir / f"snapshot-{snapshot_id}"
     try:
-        manifest = _export(con, local, snapshot_id, prints, previous, watermarks or {})
+        entries = carried | _export(con, local, snapshot_id, [p for p in found if p.path not in carried])
+        manifest = _manifest(con, snapshot_id, shapes, entries, previous, watermarks or {})
         on_step("exported")
-        _upload(store, local, snapshot_id, manifest, previous, on_step)
+        _upload(store, local, manifest, previous, set(carried), on_step)
     finally:
         shutil.rmtree(local, ignore_errors=True)
     pruned = prune(store, keep) if keep else []
-    return PublishResult(snapshot_id, True, f"published snapshot {snapshot_id} to {store.url}", manifest, pruned)
+    written = sorted(set(entries) - set(carried))
+    message = f"published snapshot {snapshot_id} to {store.url}: wrote {len(written)} file(s)"
+    if carried:
+        message += f", carried {len(carried)} unchanged from {previous['snapshot_id']}"
+    return PublishResult(snapshot_id, True, message, manifest, pruned, written, sorted(carried))
 
 
-def _export(con, local: Path, snapshot_id: str, prints: dict, previous: dict | None, watermarks: dict) -> dict:
-    local.mkdir(parents=True, exist_ok=True)
-    tables = {}
-    for table, partition in tables_present(con).items():
-        target = local / table
-        options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, ROW_GROUP_SIZE_BYTES '64MB'"
-        if partition:
+def _unchanged(previous: dict, found: list[Part], shapes: dict) -> bool:
+    """The previous snapshot has the warehouse's tables, schemas, files and fingerprints."""
+    now = {t: (shapes[t], sorted((p.path, p.fingerprint) for p in found if p.table == t)) for t in shapes}
+    return now == {t: (m["schema"], sorted((f["path"], f.get("fingerprint")) for f in m["files"]))
+                   for t, m in previous["tables"].items()}
+
+
+def _carried(store: Store, previous: dict | None, found: list[Part], shapes: dict) -> dict[str, dict]:
+    """Manifest entries of the previous snapshot's files this one can copy: same table schema, same
+    path and fingerprint, and the file still in the store (a missing one is exported again)."""
+    if not previous:
+        return {}
+    stored = set(store.list(f"{PREFIX}/{previous['snapshot_id']}/"))
+    before = {f["path"]: f for t, m in previous["tables"].items() if m["schema"] == shapes.get(t) for f in m["files"]}
+    return {p.path: before[p.path] for p in found
+            if p.path in before and before[p.path].get("fingerprint") == p.fingerprint
+            and f"{PREFIX}/{previous['snapshot_id']}/{p.path}" in stored}
+
+
+OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, ROW_GROUP_SIZE_BYTES '64MB'"
+
+
+def _export(con, local: Path, snapshot_id: str, todo: list[Part]) -> dict[str, dict]:
+    """Writes the parts as Parquet under ``local``; returns their manifest entries by path."""
+    entries = {}
+    for p in todo:
+        target = local / p.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if p.column:
             # one streaming COPY per partition value: memory stays flat (PARTITION_BY buffers every
             # partition at once and, under the warehouse's memory limit, spills heavily)
-            values = [v for (v,) in con.execute(f"SELECT DISTINCT {partition} FROM {table} ORDER BY 1").fetchall()]
-            for value in values:
-                folder = target / f"{partition}={value}"
-                folder.mkdir(parents=True)
-                con.execute(f"COPY (SELECT * EXCLUDE ({partition}) FROM {table} WHERE {partition} = ?) "
-                            f"TO '{folder / 'part-0.parquet'}' ({options})", [value])
+            con.execute(f"COPY (SELECT * EXCLUDE ({p.column}) FROM {p.table} WHERE {p.column} = ?) "
+                        f"TO '{target}' ({OPTIONS})", [p.value])
         else:
-            target.mkdir()
-            con.execute(f"COPY {table} TO '{target / 'part-0.parquet'}' ({options})")
-        files = []
-        for path in sorted(target.rglob("*.parquet")):
-            rows = con.execute("SELECT num_rows FROM parquet_file_metadata(?)", [str(path)]).fetchone()[0]
-            files.append({"path": str(path.relative_to(local)), "bytes": path.stat().st_size, "sha256": sha256_of(path), "rows": rows})
-        schema = [{"name": n, "type": t} for n, t, *_ in con.execute(f"DESCRIBE {table}").fetchall()]
-        tables[table] = {"rows": sum(f["rows"] for f in files), "partition_by": partition, "files": files, "schema": schema}
+            con.execute(f"COPY {p.table} TO '{target}' ({OPTIONS})")
+        rows = con.execute("SELECT num_rows FROM parquet_file_metadata(?)", [str(target)]).fetchone()[0]
+        entries[p.path] = {"path": p.path, "bytes": target.stat().st_size, "sha256": sha256_of(target), "rows": rows,
+                           "fingerprint": p.fingerprint, "written_in": snapshot_id}
+    return entries
+
+
+def _manifest(con, snapshot_id: str, shapes: dict, entries: dict[str, dict], previous: dict | None,
+              watermarks: dict) -> dict:
+    tables = {}
+    for table, partition in tables_present(con).items():
+        files = [entries[path] for path in sorted(entries) if path.split("/", 1)[0] == table]
+        tables[table] = {"rows": sum(f["rows"] for f in files), "partition_by": partition, "files": files,
+                         "schema": shapes[table]}
     since = previous["created_at"] if previous else "1970-01-01T00:00:00"
     included = [r for (r,) in con.execute("SELECT run_id FROM runs WHERE status = 'succeeded' AND ended_at > ?::TIMESTAMP ORDER BY ended_at", [since]).fetchall()]
     return {
@@ -204,29 +275,35 @@ def _export(con, local: Path, snapshot_id: str, prints: dict, previous: dict | N
         "previous_snapshot_id": previous["snapshot_id"] if previous else None,
         "run_ids": included,
         "watermarks": watermarks,
-        "fingerprint": prints,
         "reconciliation": reconcile.manifest_section(con),  # the latest check against USAspending's published totals
         "tables": tables,
     }
 
 
-def _upload(store: Store, local: Path, snapshot_id: str, manifest: dict, previous: dict | None,
+def _upload(store: Store, local: Path, manifest: dict, previous: dict | None, carried: set[str],
             on_step: Callable[[str], None]) -> None:
+    """Puts the exported files and copies the ``carried`` ones from the previous snapshot, then the
+    manifest; checks every file against the manifest; then moves ``latest``. On failure removes what it stored."""
+    snapshot_id = manifest["snapshot_id"]
     base = f"{PREFIX}/{snapshot_id}"
-    uploaded: list[str] = []
+    stored: list[str] = []
     try:
         for table in manifest["tables"].values():
             for f in table["files"]:
-                store.put_file(f"{base}/{f['path']}", local / f["path"])
-                uploaded.append(f"{base}/{f['path']}")
+                if f["path"] in carried:
+                    store.copy(f"{PREFIX}/{previous['snapshot_id']}/{f['path']}", f"{base}/{f['path']}")
+                else:
+                    store.put_file(f"{base}/{f['path']}", local / f["path"])
+                stored.append(f"{base}/{f['path']}")
         on_step("uploaded")
         store.put_bytes(f"{base}/manifest.json", json.dumps(manifest, indent=2).encode())
-        uploaded.append(f"{base}/manifest.json")
+        stored.append(f"{base}/manifest.json")
         if bad := verify(store, manifest):
-            raise ChecksumMismatch(f"stored files differ from the manifest: {', '.join(bad[:5])}")
+            said = _why(store, manifest, previous, carried, bad[:5])
+            raise ChecksumMismatch(f"stored files differ from the manifest: {', '.join(said)}")
     except Exception as exc:
         try:
-            store.delete(uploaded)
+            store.delete(stored)
             store.cleanup()
         except Exception:
             pass  # the store is unreachable: a partial snapshot without a pointer is harmless, the next publish cleans up
@@ -236,6 +313,27 @@ def _upload(store: Store, local: Path, snapshot_id: str, manifest: dict, previou
     on_step("before-pointer")
     pointer = {"snapshot_id": snapshot_id, "manifest": f"{base}/manifest.json", "created_at": manifest["created_at"]}
     store.put_bytes(POINTER, json.dumps(pointer, indent=2).encode())
+
+
+def _why(store: Store, manifest: dict, previous: dict | None, carried: set[str], bad: list[str]) -> list[str]:
+    """The bad paths, a carried one saying whether the previous snapshot's own file is damaged (then the
+    way out is to restore it, or delete it: a missing file is exported again)."""
+    entries = {f["path"]: f for t in manifest["tables"].values() for f in t["files"]}
+    said = []
+    for path in bad:
+        if path not in carried:
+            said.append(path)
+            continue
+        source = f"{PREFIX}/{previous['snapshot_id']}/{path}"
+        try:
+            intact = store.digest(source) == (entries[path]["bytes"], entries[path]["sha256"])
+        except StoreError:
+            intact = None
+        said.append(f"{path} (copied wrongly from snapshot {previous['snapshot_id']}: publish again)" if intact else
+                    f"{path} (carried from snapshot {previous['snapshot_id']}, whose {store.url}/{source} is damaged: "
+                    "restore it, or delete it and publish again to export it afresh)" if intact is False else
+                    f"{path} (carried from snapshot {previous['snapshot_id']})")
+    return said
 
 
 def list_snapshots(store: Store) -> list[dict]:

@@ -25,6 +25,7 @@ class Store(Protocol):
 
     def put_file(self, key: str, path: Path) -> None: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
+    def copy(self, source: str, key: str) -> None: ...
     def get_bytes(self, key: str) -> bytes | None: ...
     def digest(self, key: str) -> tuple[int, str] | None: ...
     def list(self, prefix: str) -> list[str]: ...
@@ -88,6 +89,22 @@ class LocalStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(temporary_name(target.name))
         shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+
+    def copy(self, source: str, key: str) -> None:
+        """A stored file under a second key: a hard link (no second copy on disk; the store never
+        rewrites a file in place, so neither key's bytes can change through the other), or a copy
+        where the filesystem has no hard links."""
+        origin, target = self._path(source), self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(temporary_name(target.name))
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(origin, tmp)
+        except FileNotFoundError:
+            raise StoreError(f"cannot copy {self.url}/{source}: it is not there; publish again") from None
+        except OSError:
+            shutil.copyfile(origin, tmp)
         os.replace(tmp, target)
 
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -178,15 +195,26 @@ class S3Store:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return StoreError(f"S3 {action} s3://{self.bucket}/{self._key(key)} failed: {detail}")
 
-    def put_file(self, key: str, path: Path) -> None:
+    def _transfer(self):
         from boto3.s3.transfer import TransferConfig
 
         size = self.multipart_mb << 20
-        config = TransferConfig(multipart_threshold=size, multipart_chunksize=size, max_concurrency=4, use_threads=True)
+        return TransferConfig(multipart_threshold=size, multipart_chunksize=size, max_concurrency=4, use_threads=True)
+
+    def put_file(self, key: str, path: Path) -> None:
         try:
-            self.client.upload_file(str(path), self.bucket, self._key(key), Config=config)
+            self.client.upload_file(str(path), self.bucket, self._key(key), Config=self._transfer())
         except Exception as exc:
             raise self._fail("upload of", key, exc) from None
+
+    def copy(self, source: str, key: str) -> None:
+        """A server-side copy (no bytes pass through this machine); objects over ``multipart_mb`` are
+        copied in parts, and a failed multipart copy is aborted like a failed upload."""
+        try:
+            self.client.copy({"Bucket": self.bucket, "Key": self._key(source)}, self.bucket, self._key(key),
+                             Config=self._transfer())
+        except Exception as exc:
+            raise self._fail(f"copy of s3://{self.bucket}/{self._key(source)} to", key, exc) from None
 
     def put_bytes(self, key: str, data: bytes) -> None:
         try:

@@ -6,9 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from flows import settings as config
 from flows.cli.options import Format, OutputFormat, Warehouse, err, out
-from flows.cli.render import render
+from flows.cli.render import dumps, render
 
 TABLE = ["agency_code", "agency_name", "fiscal_year", "warehouse_obligations", "usaspending_obligations", "obligations_difference",
          "warehouse_transactions", "usaspending_transactions", "transactions_difference", "status"]
@@ -16,7 +15,7 @@ SHORT = ["code", "agency", "FY", "warehouse $", "USAspending $", "difference $",
 
 
 def reconcile_command(
-    agency: Annotated[Optional[list[str]], typer.Option("--agency", "-a", help="Agency abbreviation or code; a department means its sub-agencies in the warehouse. Repeat for several. \\[env AWARDWATCH_AGENCIES, default DHS]", show_default=False)] = None,
+    agency: Annotated[Optional[list[str]], typer.Option("--agency", "-a", help="Agency abbreviation, code or full name; a department means its sub-agencies in the warehouse. Repeat for several. \\[env AWARDWATCH_AGENCIES, default DHS]", show_default=False)] = None,
     fiscal_year: Annotated[Optional[list[int]], typer.Option("--fiscal-year", "-y", help="Fiscal year (October-September, by action date); repeat for several. \\[default every year the warehouse holds for the agencies]", show_default=False)] = None,
     repair: Annotated[bool, typer.Option("--repair", help="Re-fetch each mismatching agency and year by action date, load it, and check again.")] = False,
     warehouse: Warehouse = None,
@@ -27,8 +26,8 @@ def reconcile_command(
     Obligations (sum of federal_action_obligation) and transaction counts of contracts and IDVs, to the cent.
     Exit 0 when all match, 1 when any differs. Every run is kept in the `reconciliations` table.
     """
+    from flows import settings as config
     from flows.core.reconcile import reconcile, repair_lines
-    from flows.cli.render import dumps
 
     s = config.load().but(warehouse=warehouse)
     result = reconcile(s, agency, fiscal_year, repair=repair)
@@ -58,8 +57,8 @@ def status_command(
     finished, Award Data Archive Delta months missing and newer Full files, FPDS windows not re-read, and the latest
     reconciliation's mismatches.
     """
+    from flows import settings as config
     from flows.core.reconcile import status
-    from flows.cli.render import dumps
 
     s = config.load().but(warehouse=warehouse)
     report = status(s, online=not offline)

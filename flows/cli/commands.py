@@ -1,4 +1,8 @@
-"""The `awardwatch` command."""
+"""The `awardwatch` command.
+
+The modules of this package import only typer, rich and light project modules at their top; a command imports
+what it needs (settings, polars, DuckDB, httpx, Prefect) when it runs, so `--help` and a bad argument are quick
+(tests/flows/cli/test_startup.py)."""
 
 from __future__ import annotations
 
@@ -10,20 +14,20 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from flows import settings as config
-from flows.cli.progress import ingest_progress
-from flows.core import ingest as loading
-from flows.core import publish as publishing
 from flows.cli.checks import reconcile_command, status_command
-from flows.cli.reports import changes_command, report_app
 from flows.cli.options import BatchRows, Format, MaxRejected, OutputFormat, Publish, SnapshotUrl, Warehouse, err, out
+from flows.cli.progress import ingest_progress
 from flows.cli.render import render
-from flows.sources import http as _http
+from flows.cli.reports import changes_command, report_app
 from schemas.errors import AwardwatchError, InputError, UsageError
+
+if TYPE_CHECKING:  # the heavy modules (settings, polars, DuckDB, httpx) are imported by the commands that run
+    from flows.core.ingest import RunResult
+    from flows.settings import Settings
 
 app = typer.Typer(
     help="awardwatch: which companies are paid by which agencies, for what, how much, and what changed.\n\n"
@@ -41,7 +45,7 @@ app.command(name="reconcile")(reconcile_command)
 app.command(name="status")(status_command)
 
 
-def print_run(result: loading.RunResult) -> None:
+def print_run(result: RunResult) -> None:
     columns = ["file", "layout", "read", "inserted", "updated", "unchanged", "duplicates", "quarantined", "seconds"]
     rows = [
         (Path(f.name.split("!")[-1]).name, f.layout, f.counts.read, f.counts.inserted, f.counts.updated, f.counts.unchanged,
@@ -83,6 +87,10 @@ def ingest(
     Every row ends up loaded, counted as a duplicate, or quarantined with its reasons.
     Loading the same file again changes nothing; a corrected row replaces the old one.
     """
+    from flows import settings as config
+    from flows.core import ingest as loading
+    from flows.core import publish as publishing
+
     s = config.load().but(warehouse=warehouse, batch_rows=batch_rows, max_rejected_share=max_rejected, snapshot_url=snapshot_url)
     _need_space(s, paths)
     with ingest_progress() as progress:
@@ -107,6 +115,9 @@ def publish_command(warehouse: Warehouse = None, snapshot_url: SnapshotUrl = Non
 
     Does nothing when the warehouse has not changed since the current snapshot.
     """
+    from flows import settings as config
+    from flows.core import publish as publishing
+
     s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url, keep_snapshots=keep)
     print_publish(publishing.publish(s.warehouse, s.snapshots, keep=s.keep_snapshots, threads=s.threads, lock_wait=s.lock_wait))
 
@@ -114,6 +125,7 @@ def publish_command(warehouse: Warehouse = None, snapshot_url: SnapshotUrl = Non
 @snapshots_app.command(name="list")
 def snapshots_list(snapshot_url: SnapshotUrl = None, warehouse: Warehouse = None, fmt: OutputFormat = Format.table) -> None:
     """List snapshots, newest first, marking the current one."""
+    from flows import settings as config
     from warehouse.snapshots import list_snapshots
     from warehouse.store import open_store
 
@@ -127,6 +139,7 @@ def snapshots_list(snapshot_url: SnapshotUrl = None, warehouse: Warehouse = None
 def snapshots_prune(keep: Annotated[int, typer.Option(help="How many of the newest snapshots to keep (the current one always is).")],
                     snapshot_url: SnapshotUrl = None, warehouse: Warehouse = None) -> None:
     """Delete old snapshots, keeping the newest N and always the current one."""
+    from flows import settings as config
     from warehouse.snapshots import prune
     from warehouse.store import open_store
 
@@ -144,6 +157,7 @@ def query(
     snapshot_url: SnapshotUrl = None,
 ) -> None:
     """Run read-only SQL on the warehouse, or on a published snapshot, and print the result."""
+    from flows import settings as config
     from warehouse.query import query_snapshot, query_warehouse
 
     s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url)
@@ -159,6 +173,7 @@ def query(
 @app.command()
 def runs(warehouse: Warehouse = None, limit: Annotated[int, typer.Option(help="How many runs.")] = 10, fmt: OutputFormat = Format.table) -> None:
     """Show the latest runs with their counts."""
+    from flows import settings as config
     from warehouse.runs import listing
 
     s = config.load().but(warehouse=warehouse)
@@ -168,7 +183,7 @@ def runs(warehouse: Warehouse = None, limit: Annotated[int, typer.Option(help="H
 
 Agencies = Annotated[
     Optional[list[str]],
-    typer.Option("--agency", "-a", help="Agency abbreviation or code (ICE, CBP, 7012, DHS...); repeat for several. \\[env AWARDWATCH_AGENCIES, default DHS]", show_default=False),
+    typer.Option("--agency", "-a", help="Agency abbreviation, code or full name (ICE, CBP, 7012, DHS, \"Federal Bureau of Investigation\"...); repeat for several. \\[env AWARDWATCH_AGENCIES, default DHS]", show_default=False),
 ]
 
 
@@ -197,7 +212,8 @@ def run_nightly(
     lookback_days: Annotated[Optional[int], typer.Option(help="Days before each watermark to read again. \\[env AWARDWATCH_LOOKBACK_DAYS, default 3]", show_default=False)] = None,
 ) -> None:
     """Run the nightly job now: extract what changed since each source's watermark, load it, publish a snapshot."""
-    from flows.core.feeds import check_job
+    from flows import settings as config
+    from flows.core.jobs import check_job
     from flows.sources.base import NIGHTLY
 
     s = config.load().but(lookback_days=lookback_days)
@@ -221,21 +237,25 @@ def run_backfill(
     agency: Agencies = None,
     concurrency: Annotated[Optional[int], typer.Option(help="Chunks downloading at once. \\[env AWARDWATCH_BACKFILL_CONCURRENCY, default 2]", show_default=False)] = None,
     source: Annotated[str, typer.Option("--source", "-s", help="usaspending (bulk downloads, one month per chunk), fpds (ATOM feed, one month per chunk), archive (Award Data Archive Full files, one fiscal year per chunk) or sample (generated, offline).")] = "usaspending",
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Run each chunk's fetch, read, validation and transform on a local Dask cluster of this many worker processes; one writer merges them in order. \\[env AWARDWATCH_DASK_WORKERS]", show_default=False)] = None,
+    dask_address: Annotated[Optional[str], typer.Option("--dask-address", help="Run that map stage on an existing Dask scheduler (tcp://host:8786); staged chunks go to AWARDWATCH_STAGING_URL, a folder every worker reaches. \\[env AWARDWATCH_DASK_ADDRESS]", show_default=False)] = None,
 ) -> None:
     """Load a date range of history in chunks; re-running skips the chunks already done."""
-    from flows.core.feeds import check_job
+    from flows import settings as config
+    from flows.core.jobs import check_job
     from flows.sources.base import BACKFILL
 
-    s = config.load().but(backfill_concurrency=concurrency)
+    s = config.load().but(backfill_concurrency=concurrency, dask_workers=workers, dask_address=dask_address)
     check_job(s, BACKFILL, [source], agency, start.date(), end.date())  # before Prefect starts: one line, at once
     config.prefect_defaults()  # before Prefect is imported: no telemetry
     from flows.backfill import backfill
-    from flows.tasks import quiet_console
+    from flows.tasks import quiet_console, task_runner
 
     quiet_console()
+    flow = backfill.with_options(task_runner=task_runner(s)) if workers or dask_address else backfill
     with ingest_progress() as progress:
-        result = backfill(start=start.date(), end=end.date(), agencies=agency, source=source, concurrency=concurrency,
-                          warehouse=str(warehouse) if warehouse else None, progress=progress)
+        result = flow(start=start.date(), end=end.date(), agencies=agency, source=source, concurrency=concurrency,
+                      warehouse=str(warehouse) if warehouse else None, progress=progress)
     print_job(result)
 
 
@@ -246,6 +266,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the generated feed (same seed, same data).")] = 2018,
 ) -> None:
     """Run the whole pipeline offline on a generated sample feed and show a query on the result."""
+    from flows import settings as config
     from flows.core.demo import run_demo
     from warehouse.reports import EXAMPLE_SQL
 
@@ -267,7 +288,7 @@ def demo(
 _NEEDS: dict[str, object] = {}
 
 
-def _need_space(s: config.Settings, paths: list[Path]) -> None:
+def _need_space(s: Settings, paths: list[Path]) -> None:
     size = 0
     for p in paths:
         try:
@@ -290,6 +311,8 @@ def disk_full(exc: BaseException) -> bool:
 
 
 def disk_full_message() -> str:
+    from flows import settings as config
+
     folder = _NEEDS.get("folder")
     if folder is None:
         try:
@@ -313,10 +336,18 @@ def _size(n: int) -> str:
     return str(n)
 
 
+def _stop_transfers() -> None:
+    """Tells HTTP transfers in every thread to stop. None runs unless flows.sources.http was imported, and a
+    signal handler should not import it (httpx) on the way out."""
+    http = sys.modules.get("flows.sources.http")
+    if http is not None:
+        http.STOPPING.set()
+
+
 def _terminate(signum, frame) -> None:
     """SIGTERM: stop HTTP transfers in every thread and unwind the main thread like Ctrl-C,
     so the run in progress is recorded as 'interrupted'."""
-    _http.STOPPING.set()
+    _stop_transfers()
     _NEEDS["terminated"] = True
     raise KeyboardInterrupt("terminated (SIGTERM)")
 
@@ -363,7 +394,7 @@ def _watch_sigterm():
                 return
             if signal.SIGTERM in data:
                 break
-        _http.STOPPING.set()
+        _stop_transfers()
         _NEEDS["terminated"] = True
         time.sleep(TERM_GRACE)
         _terminated()
@@ -413,6 +444,8 @@ def _main() -> None:
             _terminated()
         raise
     except Exception as exc:
+        from flows import settings as config
+
         if config.debug() and not isinstance(exc, AwardwatchError):
             raise
         code, line = explain(exc)

@@ -154,7 +154,10 @@ WIDTHS = {"money": 132, "date": 100, "year": 64, "count": 72, "pct": 80}  # px; 
 TEXT_WIDTHS = {"agency": 84, "piid": 140, "brands": 120}
 FLEX_MIN = 170  # px: the least a text column without a fixed width gets (the table scrolls below that)
 AWARD_DETAIL = ("description", "award_key", "parent_company")  # on the row beneath each award
-MENTION_DETAIL = ("description", "matched_text", "award_key", "reseller_parent")
+# the evidence: the text the brand was found in, what matched, and on which action
+MENTION_DETAIL = ("matched_description", "matched_text", "matched_in", "matched_modification",
+                  "matched_transaction_key", "award_key", "reseller_parent")
+PARAGRAPHS = {"description", "matched_description"}  # detail fields shown as a paragraph of their own
 
 
 @dataclass(frozen=True)
@@ -216,8 +219,8 @@ def table_view(table: Table, limit: int | None = None, command: dict | None = No
     main = [i for i, c in enumerate(table.columns) if c not in detail]
     below = [table.columns.index(c) for c in detail if c in table.columns]
     body = [{"cells": [cell(cols[i], r[i]) for i in main],
-             "detail": [{"label": cols[i].label, "text": " ".join(str(r[i]).split())}
-                        for i in below if r[i] not in (None, "")]}
+             "detail": [{"label": cols[i].label, "text": " ".join(str(r[i]).split()),
+                         "paragraph": cols[i].name in PARAGRAPHS} for i in below if r[i] not in (None, "")]}
             for r in rows]
     shown = [cols[i] for i in main]
     return {"columns": shown, "rows": body, "span": len(shown), "more": len(table.rows) - len(rows), "command": command,
@@ -228,8 +231,8 @@ def table_view(table: Table, limit: int | None = None, command: dict | None = No
 # Provenance and commands
 # ---------------------------------------------------------------------------------------------------------
 
-PROVENANCE_LABELS = {"snapshot_id": "snapshot", "run_id": "run", "run_ids": "runs",
-                     "last_modified_date": "latest last_modified_date", "source": "source"}
+PROVENANCE_LABELS = {"snapshot_id": "snapshot", "snapshot_created_at": "snapshot created", "run_id": "run",
+                     "run_ids": "runs", "last_modified_date": "latest last_modified_date", "source": "source"}
 
 
 def provenance_items(provenance: dict | None) -> list[dict]:

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as Bars
-
 from flows.cli.options import err
 from flows.core.progress import Progress
 
@@ -15,6 +12,9 @@ from flows.core.progress import Progress
 @contextmanager
 def ingest_progress() -> Iterator[Progress]:
     """A progress bar per file (bytes read, approximate) and the stage names of long work, on stderr."""
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bars
+
     bars = Bars(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rows]:>12,} rows"),
                 TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
     state: dict = {}

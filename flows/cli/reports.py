@@ -15,7 +15,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from flows import settings as config
 from flows.cli.options import Format, SnapshotUrl, Warehouse, err, out
 from flows.cli.render import dumps, render
 from schemas.errors import InputError
@@ -57,7 +56,7 @@ def _show(table, title: str, drop: tuple[str, ...] = (), description: int = 60) 
             c, v = table.columns[i], r[i]
             if c in YEAR_COLUMNS and isinstance(v, int):
                 v = str(v)
-            elif c == "description":
+            elif c.endswith("description"):
                 v = _short(v, description)
             row.append(v)
         rows.append(tuple(row))
@@ -96,14 +95,26 @@ def company_command(
     out.print(f"{name}{scope}: parent companies matched: {companies}", highlight=False)
     _show(report.awards, f"{name}: awards{scope}", drop=("parent_company", "actions"), description=50)
     if report.brand_mentions.rows:
-        _show(report.brand_mentions, f"{name}: bought through resellers{scope}", drop=("brands", "current_value"), description=40)
+        _show(report.brand_mentions, f"{name}: bought through resellers{scope}",
+              drop=("brands", "current_value", "matched_in", "matched_transaction_key"), description=40)
     else:
         out.print(f"no reseller transactions naming {name}'s brands{scope}", highlight=False)
     _show(report.years, f"{name}: per fiscal year{scope}")
+    _print_provenance(report)
+
+
+def _print_provenance(report) -> None:
+    """The "data as of" line under a report in the terminal (the HTML page's block)."""
+    from flows.cli.html import provenance_items
+
+    items = provenance_items(report.provenance)
+    line = "; ".join(f"{p['label']} {p['text']}" for p in items) or "not recorded"
+    out.print(f"data as of: {line}", highlight=False)
 
 
 def _build(warehouse: Path | None, make):
     """A report made on a read-only connection to the warehouse."""
+    from flows import settings as config
     from warehouse.reports import open_warehouse
 
     con = open_warehouse(config.load().but(warehouse=warehouse).warehouse)
@@ -146,12 +157,14 @@ def agency_command(
     out.print(f"{name}, FY{report.fiscal_year}: obligated {report.total:,.2f} (FY{report.fiscal_year - 1}: {prev})", highlight=False)
     _show(report.companies, f"{report.agency.label}: top parent companies, FY{report.fiscal_year}")
     _show(report.years, f"{report.agency.label}: per fiscal year")
+    _print_provenance(report)
 
 
 @report_app.command("resolve")
 def resolve_command(warehouse: Warehouse = None) -> None:
     """Resolve parent companies and brand mentions again for every row and rebuild the marts
     (after editing warehouse/reference/company_aliases.csv or brand_rules.csv)."""
+    from flows import settings as config
     from warehouse import companies
     from warehouse.reports import resolve
 
@@ -170,6 +183,7 @@ def changes_command(
 ) -> None:
     """What changed between two snapshots for the watchlist: new awards, new modifications,
     deobligations, corrections and deletions, with amounts and descriptions."""
+    from flows import settings as config
     from flows.core.changes import DEFAULT_WATCHLIST, changes_markdown, load_watchlist
     from schemas.watchlist import Watchlist
     from warehouse.changes import snapshot_changes

@@ -25,17 +25,26 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 from flows.core import ingest
+from flows.core.jobs import check_job
 from flows.core.progress import Progress
 from flows.settings import Settings
-from flows.sources import FEEDS, feed
+from flows.sources import feed
 from flows.sources.base import BACKFILL, NIGHTLY, Feed, Landed, Scope, Window
-from schemas import agencies as registry
-from schemas.errors import InputError, UsageError
+from schemas.errors import AwardwatchError
 from warehouse import feeds, runs
 from warehouse import reconcile as checks
 from warehouse.runs import Counts, as_dict
 
 Lander = Callable[[Settings, str, Scope, Window, Path, str], object]  # -> Landed, or a future of one (.result())
+Stager = Callable[[Settings, str, Scope, Window, Path], object]  # -> Chunk, or a future of one
+
+
+@dataclass
+class Chunk:
+    """A backfill chunk after its map stage: what the feed landed, and its files staged (not merged yet)."""
+
+    landed: Landed
+    staged: ingest.Staged
 
 
 @dataclass
@@ -85,27 +94,23 @@ def land_now(s: Settings, name: str, scope: Scope, window: Window, into: Path, m
     return feed(name, s).land(scope, window, into, mode)
 
 
-def check_feeds(names: list[str]) -> list[str]:
-    if unknown := [n for n in names if n not in FEEDS]:
-        raise UsageError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(FEEDS)}")
-    return list(names)
-
-
-def check_job(s: Settings, mode: str, names: list[str], agencies: list[str] | None, start: date | None, end: date | None):
-    """The job's arguments, checked before anything starts (Prefect included): known feeds and agencies, a range
-    that is not reversed. Returns the chosen agencies."""
-    check_feeds(names)
-    try:
-        chosen = registry.resolve(list(agencies or s.agencies))
-    except InputError as exc:
-        raise UsageError(str(exc)) from None
-    if mode == BACKFILL and (start is None or end is None or end < start):
-        raise UsageError(f"backfill: --end {end} is before --start {start}; nothing to load (swap them?)")
-    return chosen
+def stage_now(s: Settings, name: str, scope: Scope, window: Window, into: Path, worker: str = "") -> Chunk:
+    """The map stage of a backfill chunk, in this process (the default ``Stager``; the flows run it as a task,
+    on a Dask worker when there is a cluster): land the window, then read, validate and transform its files
+    into staged Parquet under ``into`` (a folder the writer can reach). The landed raw files are removed."""
+    landed = feed(name, s).land(scope, window, into / "landed", BACKFILL)
+    staged = ingest.stage(landed.paths, into / "staged", source=name, batch_rows=s.batch_rows,
+                          max_rejected_share=s.max_rejected_share, worker=worker)
+    landed.rows = sum(got.read for _, got, _, _ in staged.files)
+    for path in landed.paths:
+        path.unlink(missing_ok=True)
+    shutil.rmtree(into / "landed", ignore_errors=True)
+    return Chunk(landed, staged)
 
 
 def run_feeds(con, s: Settings, mode: str, names: list[str], agencies: list[str] | None = None, *, start: date | None = None,
-              end: date | None = None, land: Lander = land_now, progress: Progress | None = None) -> Job:
+              end: date | None = None, land: Lander = land_now, stage: Stager = stage_now,
+              progress: Progress | None = None) -> Job:
     """Runs the feeds ``names`` for the agencies (default: the settings') on the job's connection, settles
     once, returns the job."""
     chosen = check_job(s, mode, names, agencies, start, end)
@@ -114,16 +119,16 @@ def run_feeds(con, s: Settings, mode: str, names: list[str], agencies: list[str]
     for name in names:
         f = feed(name, s)
         for scope in f.scopes(chosen):
-            job.done.append(step(con, s, f, scope, job, land, progress or Progress(), start, end))
+            job.done.append(step(con, s, f, scope, job, land if mode == NIGHTLY else stage, progress or Progress(), start, end))
     ingest.settle(con, job.results, progress)
     return job
 
 
 def _load(con, s: Settings, f: Feed, scope: Scope, paths: list[Path], command: str, parameters: dict,
-          progress: Progress | None) -> ingest.RunResult:
+          progress: Progress | None, staged: ingest.Staged | None = None) -> ingest.RunResult:
     return ingest.run(con, paths, warehouse=s.warehouse, source=f.name, command=command,
                       parameters={"source": f.name, "scope": scope.name, **parameters}, batch_rows=s.batch_rows,
-                      max_rejected_share=s.max_rejected_share, progress=progress)
+                      max_rejected_share=s.max_rejected_share, progress=progress, staged=staged)
 
 
 def _nightly(con, s: Settings, f: Feed, scope: Scope, job: Job, land: Lander, progress, *_) -> FeedRun:
@@ -157,14 +162,14 @@ def _nightly(con, s: Settings, f: Feed, scope: Scope, job: Job, land: Lander, pr
                    moved.isoformat() if moved else None, files=labels, notes=notes)
 
 
-def _backfill(con, s: Settings, f: Feed, scope: Scope, job: Job, land: Lander, progress, start: date, end: date) -> FeedRun:
+def _backfill(con, s: Settings, f: Feed, scope: Scope, job: Job, stage: Stager, progress, start: date, end: date) -> FeedRun:
     chunks = f.backfill_windows(start, end)
     backfill = feeds.backfill_id(f.name, scope.name, start, end, f.chunk)
     finished = feeds.done_chunks(con, backfill)
     todo = [w for w in chunks if w.start not in finished]
     if todo:  # `awardwatch status` names a planned chunk that never finished
         checks.plan_chunks(con, backfill, f.name, scope.name, [(w.start, w.end) for w in todo], runs.now())
-    into = landing(s, f.name, f"backfill-{backfill}")
+    into = s.chunk_staging / f"backfill-{backfill}"
     pending: deque = deque()
     moved = None
     files: list[str] = []
@@ -172,22 +177,27 @@ def _backfill(con, s: Settings, f: Feed, scope: Scope, job: Job, land: Lander, p
     def load_next() -> None:
         nonlocal moved
         window, future = pending.popleft()
-        progress.on_stage(f"landing {f.name} {scope.name} {window}")
-        got = _result(future)
+        params = {"chunk": str(window), "backfill_id": backfill}
+        progress.on_stage(f"staging {f.name} {scope.name} {window}")
+        try:
+            chunk = _result(future)
+        except AwardwatchError as exc:  # the map stage failed: the chunk's run says why, the chunk stays planned
+            ingest.failed(con, "backfill", {"source": f.name, "scope": scope.name, **params}, exc)
+            raise
         progress.on_stage(f"loading {f.name} {scope.name} {window}")
-        f.check(con, scope, window, got, BACKFILL)
-        files.extend(got.labels)
-        result = _load(con, s, f, scope, got.paths, "backfill", {"chunk": str(window), "backfill_id": backfill}, progress)
+        f.check(con, scope, window, chunk.landed, BACKFILL)
+        files.extend(chunk.landed.labels)
+        result = _load(con, s, f, scope, [], "backfill", params, progress, staged=chunk.staged)
         job.results.append(result)
-        feeds.chunk_done(con, backfill, f.name, scope.name, window.start, window.end, result.run_id, result.counts.read)
-        if got.watermark:
-            feeds.set_watermark(con, f.name, scope.name, datetime.combine(got.watermark, time()), result.run_id)
-            moved = max(moved or got.watermark, got.watermark)
-        for path in got.paths:
-            path.unlink(missing_ok=True)
+        feeds.chunk_done(con, backfill, f.name, scope.name, window.start, window.end, result.run_id, result.counts.read,
+                         worker=chunk.staged.worker)
+        if chunk.landed.watermark:
+            feeds.set_watermark(con, f.name, scope.name, datetime.combine(chunk.landed.watermark, time()), result.run_id)
+            moved = max(moved or chunk.landed.watermark, chunk.landed.watermark)
+        shutil.rmtree(into / str(window.start), ignore_errors=True)
 
-    for window in todo:
-        pending.append((window, land(s, f.name, scope, window, into, BACKFILL)))
+    for window in todo:  # up to backfill_concurrency chunks are staged ahead (in threads, or on Dask workers)
+        pending.append((window, stage(s, f.name, scope, window, into / str(window.start))))
         if len(pending) >= max(1, s.backfill_concurrency):
             load_next()
     while pending:
@@ -206,9 +216,9 @@ def first_nightly(s: Settings, f: Feed, scope: Scope, windows: list[Window]) -> 
             f"{runs.now().date()}`, or read further back with --lookback-days").replace("  ", " ")
 
 
-def _result(landed) -> Landed:
-    """A Landed, or the future of one (a Prefect task submitted to the flow's runner)."""
-    return landed if isinstance(landed, Landed) else landed.result()
+def _result(value):
+    """A Landed or a Chunk, or the future of one (a Prefect task submitted to the flow's runner)."""
+    return value if isinstance(value, (Landed, Chunk)) else value.result()
 
 
 def landing(s: Settings, source: str, label: str) -> Path:

@@ -71,6 +71,31 @@ def ingest(paths: list[Path], *, warehouse: Path, threads: int | None = None, lo
         con.close()
 
 
+@dataclass
+class Staged:
+    """Files read, validated and written as staged Parquet, not merged yet: the map stage of a backfill
+    chunk (``stage``), which may run on another machine, ahead of the one writer that merges it (``run``)."""
+
+    files: list[tuple[str, load.StagedFile, Layout, float]]  # name, staged file, layout, seconds
+    skipped: list[Skipped]
+    stages: Stages
+    worker: str = ""  # where it was staged (a Dask worker's address), for the chunk's record
+
+
+def stage(paths: list[Path], into: Path, *, source: str, batch_rows: int = 25_000, max_rejected_share: float = 0.05,
+          progress: Progress | None = None, worker: str = "") -> Staged:
+    """Lands, reads, validates and transforms files into ``into`` (nothing touches the warehouse)."""
+    progress, stages, skipped = progress or Progress(), Stages(), []
+    with stages.timing("land"):
+        files = land(paths, into / "landed", skipped=skipped)
+    staged = []
+    for i, f in enumerate(files):
+        t0 = time.perf_counter()
+        got, layout = stage_file(f, into / f"{i:04d}", source, batch_rows, max_rejected_share, progress, stages)
+        staged.append((f.name, got, layout, time.perf_counter() - t0))
+    return Staged(staged, skipped, stages, worker)
+
+
 def run(
     con,
     paths: list[Path],
@@ -82,8 +107,11 @@ def run(
     batch_rows: int = 25_000,
     max_rejected_share: float = 0.05,
     progress: Progress | None = None,
+    staged=None,
 ) -> RunResult:
-    """One run on the job's connection: every file staged, validated and merged in its own transaction.
+    """One run on the job's connection: every file staged, validated and merged in its own transaction
+    (file by file: a bad file leaves the ones before it loaded). ``staged``: the files were staged already
+    (``stage``), or a future of that (a backfill chunk staged ahead, maybe elsewhere): only merge them.
     The run is recorded as succeeded once its files are in; ``settle`` then does the per-job steps."""
     progress = progress or Progress()
     started = time.perf_counter()
@@ -95,7 +123,8 @@ def run(
     results: list[FileResult] = []
     skipped: list[Skipped] = []
     stages = Stages()
-    try:
+
+    def staged_here():
         with stages.timing("land"):
             files = land(paths, staging / "landed", skipped=skipped)
         runs.record_skipped(con, run.run_id, source, skipped)
@@ -105,16 +134,30 @@ def run(
                 failpoints.hit("between-files")
             t0 = time.perf_counter()
             progress.on_file(f.name, f.path.stat().st_size)
-            staged, layout = stage_file(f, staging / f"{i:04d}", source, batch_rows, max_rejected_share, progress, stages)
+            got, layout = stage_file(f, staging / f"{i:04d}", source, batch_rows, max_rejected_share, progress, stages)
+            yield f.name, got, layout, time.perf_counter() - t0
+
+    def staged_before():
+        done = staged if isinstance(staged, Staged) else staged.result()
+        skipped.extend(done.skipped)
+        for name, seconds in done.stages.items():
+            stages[name] = stages.get(name, 0.0) + seconds
+        runs.record_skipped(con, run.run_id, source, skipped)
+        failpoints.hit("landed")
+        yield from done.files
+
+    try:
+        for name, got, layout, seconds in (staged_here() if staged is None else staged_before()):
             failpoints.hit("staged")
+            t0 = time.perf_counter()
             with stages.timing("load"):
-                counts = load.load_file(con, run.run_id, staged, time.perf_counter() - t0,
+                counts = load.load_file(con, run.run_id, got, seconds + time.perf_counter() - t0,
                                         before_commit=lambda: failpoints.hit("before-commit"))
             run.counts += counts
-            results.append(FileResult(f.name, layout.name, counts, time.perf_counter() - t0, list(layout.extra)))
+            results.append(FileResult(name, layout.name, counts, seconds + time.perf_counter() - t0, list(layout.extra)))
             progress.on_loaded(results[-1])
             if counts.quarantined:
-                progress.on_note(f"{f.name}: {counts.quarantined:,} of {counts.read:,} rows quarantined (see the quarantine table)")
+                progress.on_note(f"{name}: {counts.quarantined:,} of {counts.read:,} rows quarantined (see the quarantine table)")
         for s in skipped:
             progress.on_note(f"skipped {s.name} ({s.size:,} bytes): {s.why}")
         runs.finish(con, run, "succeeded", runs.skipped_note(skipped))
@@ -134,6 +177,13 @@ def run(
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def failed(con, command: str, parameters: dict, exc: Exception) -> str:
+    """Records a run that failed before any of its files was read (a backfill chunk whose map stage failed)."""
+    run = runs.start(con, command, parameters)
+    runs.finish(con, run, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return run.run_id
+
+
 def settle(con, results: list[RunResult], progress: Progress | None = None) -> dict[str, float]:
     """The per-job steps, once after a job's runs: company resolution over what they touched, the marts,
     and the invariants (recorded on every run; a broken one raises). Returns the resolution shares, also
@@ -148,8 +198,8 @@ def settle(con, results: list[RunResult], progress: Progress | None = None) -> d
     total = Counts()
     for r in results:
         total += r.counts
-    checked = invariants.check(con, total)
     ids = [r.run_id for r in results]
+    checked = invariants.check(con, total, run_ids=ids)  # over what the runs wrote and deleted
     invariants.record(con, ids, checked)
     last = results[-1]
     last.stages["companies"] = last.stages.get("companies", 0.0) + t1 - t0

@@ -22,10 +22,12 @@ def publish(warehouse: Path, snapshot_url: str, *, keep: int | None = 30, thread
 def publish_on(con, warehouse: Path, snapshot_url: str, *, keep: int | None = 30,
                run_ids: list[str] | None = None) -> snapshots.PublishResult:
     """Publishes the warehouse as a Parquet snapshot (unless unchanged), then applies retention;
-    records the snapshot and its checksum invariant on the runs it reflects. Refuses a warehouse
+    records the snapshot and its checksum invariant on the runs it reflects (by default, every succeeded
+    run no snapshot reflects yet). Refuses a warehouse
     whose latest run did not finish (``runs.unfinished``): nothing is written to the store."""
     if why := runs.unfinished(con):
         raise snapshots.UnfinishedRun(f"not published: {why}")
+    run_ids = runs.unpublished(con) if run_ids is None else run_ids  # `awardwatch publish`: the runs since the last snapshot
     try:
         result = snapshots.publish(con, open_store(snapshot_url), workdir=Path(warehouse).parent / "staging", keep=keep,
                                    on_step=failpoints.hit)

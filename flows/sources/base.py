@@ -62,6 +62,7 @@ class Landed:
     paths: list[Path]
     watermark: date | None = None
     labels: list[str] = field(default_factory=list)
+    rows: int | None = None  # data rows, once its files are staged (a backfill chunk's map stage sets it)
 
 
 class Feed:

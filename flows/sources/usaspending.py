@@ -236,7 +236,7 @@ class BulkDownloads(Feed):
         from warehouse import feeds
 
         for path in landed.paths:
-            if self.settings.allow_empty or has_rows(path):
+            if self.settings.allow_empty or (landed.rows if landed.rows is not None else has_rows(path)):
                 continue
             before = feeds.previous_window(con, self.name, scope.name, window.start, by_action_date=mode == BACKFILL)
             if before and before[2] > 0:

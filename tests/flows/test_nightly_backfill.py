@@ -59,6 +59,38 @@ def test_nightly_loads_advances_the_watermark_and_publishes(env, monkeypatch, sq
     assert not (env / "landing" / "usaspending").exists() or not any((env / "landing" / "usaspending").iterdir())
 
 
+def test_a_first_nightly_logs_counts_makes_a_table_artifact_and_says_to_backfill(env, monkeypatch):
+    """The flow run's log carries the stages and each file's counts; the counts are a table artifact; a scope
+    with no watermark gets a note (in the result and the summary artifact) naming the backfill to run."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, LogFilter, LogFilterFlowRunId
+
+    from flows.nightly import nightly
+
+    with FakeUSAspending(changed_today(4)) as api:
+        monkeypatch.setenv("AWARDWATCH_USASPENDING_URL", api.url)
+        state = nightly(return_state=True)
+    result = state.result()
+    assert len(result["notes"]) == 1 and "awardwatch backfill --source usaspending --agency ICE --agency CBP" in result["notes"][0]
+
+    async def read():
+        async with get_client() as client:
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+            keys = ["nightly-counts", "nightly-summary"]
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)), sort="CREATED_DESC")
+            return [entry.message for entry in logs], {a.key: a for a in reversed(found)}
+
+    messages, artifacts = asyncio.run(read())
+    assert any(m.startswith("landing usaspending awarding:CBP,ICE ") for m in messages), messages
+    assert any(": read 4 = inserted 4 + updated 0 + unchanged 0 + duplicates 0 + quarantined 0 + deleted 0" in m for m in messages), messages
+    assert any("had no watermark" in m for m in messages)
+    table = artifacts["nightly-counts"]
+    assert table.type == "table" and '"inserted": 4' in str(table.data)
+    assert "**Note:**" in artifacts["nightly-summary"].data and "awardwatch backfill" in artifacts["nightly-summary"].data
+
+
 def test_failed_nightly_leaves_the_watermark_where_it_was(env, monkeypatch, sql_at):
     from flows.nightly import nightly
 
@@ -142,7 +174,7 @@ def test_prefect_yaml_deployments_load_and_point_at_flows():
 
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     names = {d["name"]: d for d in config["deployments"]}
-    assert set(names) == {"nightly", "backfill"}
+    assert set(names) == {"nightly", "backfill", "backfill-dask"}
     for d in config["deployments"]:
         flow = load_flow_from_entrypoint(str(ROOT / d["entrypoint"]))
         assert isinstance(flow, Flow)
@@ -153,8 +185,10 @@ def test_prefect_yaml_deployments_load_and_point_at_flows():
     hour = int(schedule["cron"].split()[1])
     assert not 2 <= hour < 3  # outside the daylight-saving gap
     assert config["pull"], "explicit pull steps"
-    flow = load_flow_from_entrypoint(str(ROOT / names["backfill"]["entrypoint"]))
-    assert set(names["backfill"]["parameters"]) <= set(flow.parameters.properties)
+    for name in ("backfill", "backfill-dask"):
+        flow = load_flow_from_entrypoint(str(ROOT / names[name]["entrypoint"]))
+        assert set(names[name]["parameters"]) <= set(flow.parameters.properties)
+    assert set(names["backfill-dask"]["job_variables"]["env"]) == {"AWARDWATCH_DASK_ADDRESS", "AWARDWATCH_STAGING_URL"}
 
 
 def test_archive_full_backfill_then_nightly_delta_applies_corrections_and_deletions(env, monkeypatch, sql_at):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import time
 import zipfile
 from pathlib import Path
 
@@ -141,7 +140,6 @@ def test_hostile_inputs_get_one_line_and_change_nothing_they_should_not(capsys, 
     wh = tmp_path / "w.duckdb"
     base = write_csv(tmp_path / "base.csv", [row(piid=f"BASE{i:05d}") for i in range(5)])
     assert ingest(capsys, monkeypatch, str(base), "-w", str(wh), "--no-publish")[0] == 0
-    started = time.monotonic()
     outcomes = {0: 0, 1: 0}
     for n in range(CASES):
         path = case(rng, tmp_path / f"case{n:03d}")
@@ -163,4 +161,3 @@ def test_hostile_inputs_get_one_line_and_change_nothing_they_should_not(capsys, 
             if m.group(1) == "0" and m.group(2) == "0":
                 assert after == before, where
     assert outcomes[0] > 20 and outcomes[1] > 20, outcomes
-    assert time.monotonic() - started < 120

@@ -134,12 +134,12 @@ def test_a_bad_name_inside_a_folder_is_one_line(capsys, monkeypatch, tmp_path):
 def test_a_full_disk_says_disk_full_with_the_folder_and_the_space(capsys, monkeypatch, tmp_path):
     import duckdb as d
 
-    from flows import pipeline
+    from flows.core import ingest as loading
 
     def full(*args, **kwargs):
         raise d.OutOfMemoryException('Out of Memory Error: could not write file "x": No space left on device')
 
-    monkeypatch.setattr(pipeline, "ingest", full)
+    monkeypatch.setattr(loading, "ingest", full)
     f = write_csv(tmp_path / "a.csv", rows(3))
     code, _, err = run_cli("ingest", str(f), "-w", str(tmp_path / "wh" / "w.duckdb"), "--no-publish")
     assert code == 1 and err.count("\n") == 1

@@ -322,7 +322,7 @@ def test_pointer_overwritten_by_something_else_is_one_line(local, tmp_path):
 
 @pytest.mark.parametrize("sql", ["", ";", "COPY (SELECT 1) TO 'x.csv'"])
 def test_cli_query_errors_are_one_line(capsys, monkeypatch, local, sql):
-    from tests.test_cli import run
+    from tests.factories import run_cli as run
 
     url, warehouse, _ = local
     for extra in ([], ["--snapshot", "latest", "--snapshot-url", url]):

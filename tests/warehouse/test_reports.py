@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from warehouse import companies, db
 from warehouse import reports
 from warehouse.changes import snapshot_changes
 from warehouse.reports import ReportError
+from warehouse.snapshots import connect_snapshot
 from warehouse.store import open_store
 
 D = Decimal
@@ -86,6 +88,66 @@ def test_company_report_lists_awards_brands_via_resellers_and_years(con):
         (2017, D("1000000.00"), 1, D("0"), 0, D("1000000.00")),
         (2018, D("500000.00"), 1, D("300000.00"), 1, D("800000.00")),
     ]
+
+
+LICENSES = "PALANTIR SOFTWARE LICENSES AND MAINTENANCE, GOTHAM PLATFORM"
+RESOLD = [
+    company("P1", "PALANTIR USG INC.", "PALANTIR TECHNOLOGIES INC.", amount="1000.00"),
+    # the base action names the brand; its later modification only says FUNDING (the award's base description does)
+    company("R2", "CARAHSOFT TECHNOLOGY CORP.", amount="300000.00", action_date="2018-04-01",
+            transaction_description=LICENSES, prime_award_base_transaction_description=LICENSES),
+    company("R2", "CARAHSOFT TECHNOLOGY CORP.", mod="P00001", amount="50000.00", action_date="2018-09-01",
+            transaction_description="INCREMENTAL FUNDING", prime_award_base_transaction_description=LICENSES),
+    # only a modification loaded: the brand is in the award's base description
+    company("R3", "CARAHSOFT TECHNOLOGY CORP.", mod="P00002", amount="7000.00", action_date="2018-09-01",
+            transaction_description="OPTION YEAR 2",
+            prime_award_base_transaction_description="PALANTIR FOUNDRY SUBSCRIPTION"),
+]
+
+
+def test_brand_mentions_show_the_action_and_text_that_matched(tmp_path, warehouse):
+    ingest([write_csv(tmp_path / "rows.csv", RESOLD)], warehouse=warehouse)
+    with reports.open_warehouse(warehouse) as c:
+        report = reports.company_report(c, "Palantir")
+    evidence = {m["piid"]: m for m in report.brand_mentions.records()}
+    r2, r3 = evidence["R2"], evidence["R3"]
+    assert r2["obligated"] == D("350000.00") and r2["latest_action_date"].isoformat() == "2018-09-01"
+    assert (r2["matched_description"], r2["matched_text"], r2["matched_in"], r2["matched_modification"]) == (
+        LICENSES, "PALANTIR", "transaction_description", "0")  # not the latest action's INCREMENTAL FUNDING
+    assert r2["matched_transaction_key"].endswith("_R2_0_-NONE-_0")
+    assert (r3["matched_description"], r3["matched_text"], r3["matched_in"], r3["matched_modification"]) == (
+        "PALANTIR FOUNDRY SUBSCRIPTION", "PALANTIR FOUNDRY", "prime_award_base_transaction_description", "P00002")
+    assert "description" not in report.brand_mentions.columns
+
+
+def test_provenance_names_the_run_snapshot_latest_change_and_source(tmp_path, warehouse):
+    rows = [r | {"last_modified_date": "2019-01-02 03:04:05"} if r["award_id_piid"] == "P2" else r for r in ROWS]
+    first = ingest([write_csv(tmp_path / "rows.csv", rows)], warehouse=warehouse)
+    with reports.open_warehouse(warehouse) as c:
+        before = reports.company_report(c, "Palantir", agency="ICE").provenance
+    assert before == {"snapshot_id": None, "run_id": first.run_id, "last_modified_date": datetime(2018, 3, 6, 10),
+                      "source": ["file"]}  # P2 (CBP) is out of scope; no snapshot yet
+    url = str(tmp_path / "snaps")
+    snapshot_id = publish(warehouse, url, run_ids=[first.run_id]).snapshot_id
+    with reports.open_warehouse(warehouse) as c:
+        company_ = reports.company_report(c, "Palantir")
+        agency = reports.agency_report(c, "CBP")
+    expected = {"snapshot_id": snapshot_id, "run_id": first.run_id, "last_modified_date": datetime(2019, 1, 2, 3, 4, 5),
+                "source": ["file"]}
+    assert company_.provenance == agency.provenance == expected
+    assert company_.as_dict()["provenance"] == expected and agency.as_dict()["provenance"] == expected
+
+    c, manifest = connect_snapshot(open_store(url))  # no runs table: the snapshot's manifest says where it comes from
+    try:
+        on_snapshot = reports.company_report(c, "Palantir", manifest=manifest)
+        agency_on_snapshot = reports.agency_report(c, "ICE", manifest=manifest)
+    finally:
+        c.close()
+    assert on_snapshot.provenance == {"snapshot_id": snapshot_id, "snapshot_created_at": manifest["created_at"],
+                                      "run_ids": [first.run_id], "last_modified_date": datetime(2019, 1, 2, 3, 4, 5),
+                                      "source": ["file"]}
+    assert agency_on_snapshot.provenance["last_modified_date"] == datetime(2018, 3, 6, 10)
+    assert on_snapshot.brand_mentions.rows == company_.brand_mentions.rows
 
 
 def test_company_report_filters_since_and_spans_agencies(con):

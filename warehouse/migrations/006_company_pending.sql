@@ -3,15 +3,14 @@
 -- Awards a load inserted, updated or deleted rows of since the last refresh: written by load_file in the
 -- file's own transaction (a crash after its commit leaves them here), emptied by companies.refresh.
 CREATE TABLE pending_awards (
-    award_key VARCHAR PRIMARY KEY,
+    award_key VARCHAR NOT NULL,        -- once
     run_id VARCHAR                     -- the first run that touched it
 );
 
--- The stored version of every row a load updated or deleted since the last refresh, as it was before the
--- write: the recipient and mart group (company, agency, sub-agency, fiscal year) it counted in.
+-- The version the last refresh resolved of every row a load since replaced or deleted (once per row):
+-- what it counted in (recipient, parent names, mart group: company, agency, sub-agency, fiscal year).
 CREATE TABLE pending_rows (
     run_id VARCHAR NOT NULL,
-    deleted BOOLEAN NOT NULL,          -- true: the row is gone; false: it was replaced
     contract_transaction_unique_key VARCHAR NOT NULL,
     contract_award_unique_key VARCHAR NOT NULL,
     recipient_uei VARCHAR,
@@ -20,6 +19,9 @@ CREATE TABLE pending_rows (
     recipient_parent_uei VARCHAR,
     recipient_parent_duns VARCHAR,
     recipient_parent_name VARCHAR,
+    action_date DATE,
+    last_modified_date TIMESTAMP,
+    federal_action_obligation DECIMAL(38,2),
     parent_company VARCHAR,
     parent_company_method VARCHAR,
     awarding_agency_code VARCHAR,
@@ -32,9 +34,12 @@ CREATE TABLE pending_rows (
 CREATE TABLE resolution_names (name VARCHAR NOT NULL, normalised VARCHAR);
 -- normalised names that have an alias company (company_aliases: exact, else longest prefix),
 CREATE TABLE resolution_aliases (normalised VARCHAR NOT NULL, company VARCHAR NOT NULL);
--- a DUNS -> the UEI most reported with it,
+-- rows per DUNS and UEI reported together, and a DUNS -> the UEI most reported with it,
+CREATE TABLE resolution_duns_counts (duns VARCHAR NOT NULL, uei VARCHAR NOT NULL, n BIGINT NOT NULL);
 CREATE TABLE resolution_duns (duns VARCHAR NOT NULL, uei VARCHAR NOT NULL);
--- a parent UEI (kind 'uei') or DUNS ('duns') -> its company,
+-- rows per parent UEI (kind 'uei') or DUNS ('duns') and normalised parent name (NULL: none), and the
+-- identifier's company,
+CREATE TABLE resolution_parent_names (kind VARCHAR NOT NULL, id VARCHAR NOT NULL, name VARCHAR, n BIGINT NOT NULL);
 CREATE TABLE resolution_parents (kind VARCHAR NOT NULL, id VARCHAR NOT NULL, company VARCHAR NOT NULL);
 -- transactions per resolution method (every method has a row once a full resolve has run; none before).
 CREATE TABLE resolution_methods (method VARCHAR NOT NULL, transactions BIGINT NOT NULL);

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import struct
 import zlib
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from flows.cli.html import POSITIVE, RESOLD, agency_html, company_html, money, money_tick, ticks
+from flows.cli.html import POSITIVE, RESOLD, agency_html, company_html, money, money_full, money_tick, ticks
 from flows.core.ingest import ingest
-from tests.factories import row, write_csv
-from tests.test_report_layout import CHROMIUM, chromium
+from tests.factories import row, run_cli, write_csv
+from tests.flows.cli.test_html_layout import CHROMIUM, chromium
 from warehouse import reports
 
 NASTY = '<script>alert("x")</script> & "QUOTES" LLC'
@@ -28,6 +31,9 @@ ROWS = [
     company("PNEG", "PALANTIR USG INC.", "PALANTIR TECHNOLOGIES INC.", mod="P00009", amount="-2500000.00", action_date="2019-05-01"),
     company("R1", "CARAHSOFT TECHNOLOGY CORP.", amount="70000000.00", action_date="2019-01-10",
             transaction_description="PALANTIR GOTHAM LICENSES"),
+    company("R1", "CARAHSOFT TECHNOLOGY CORP.", mod="P00001", amount="0.00", action_date="2019-03-01",  # names no brand
+            transaction_description="INCREMENTAL FUNDING", last_modified_date="2019-03-02 09:30:00",
+            prime_award_base_transaction_description="PALANTIR GOTHAM LICENSES"),
     company("G1", "THE GEO GROUP, INC.", amount="75500000.00", action_date="2018-06-01"),
     company("X1", NASTY, amount="1234.00", action_date="2018-06-01",
             transaction_description='PALANTIR <img src=x onerror=alert(1)> "O&M"'),
@@ -35,11 +41,16 @@ ROWS = [
 
 
 @pytest.fixture(scope="module")
-def warehouse_con(tmp_path_factory):
+def warehouse_path(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("html")
     path = tmp / "wh" / "awardwatch.duckdb"
     ingest([write_csv(tmp / "rows.csv", ROWS)], warehouse=path)  # loads resolve companies and build the marts
-    con = reports.open_warehouse(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def warehouse_con(warehouse_path):
+    con = reports.open_warehouse(warehouse_path)
     yield con
     con.close()
 
@@ -208,7 +219,32 @@ def test_company_page_reads_like_a_report(warehouse_con):
     assert f'<span class="dk">description</span><span class="dv">{description}</span>' in html  # beneath the award
     assert "Same rows as CSV: <code>awardwatch report company Palantir --format csv</code>" in html
     assert "<code>awardwatch report company Palantir --format json</code> (key brand_mentions)" in html
-    assert "not recorded with this report" in html
+
+
+def test_brand_mentions_show_the_text_and_action_that_matched(warehouse_con):
+    html = company_html(reports.company_report(warehouse_con, "Palantir"))
+    mentions = html[html.index("<h2>Bought through resellers"):html.index("<h2>Per fiscal year")]
+    r1 = next(b for b in re.findall(r'<tbody class="award">.*?</tbody>', mentions, re.S) if ">R1<" in b)
+    assert '<span class="dk">matched description</span><span class="dv">PALANTIR GOTHAM LICENSES</span>' in r1
+    for label, text in (("matched text", "PALANTIR GOTHAM"), ("matched in", "transaction_description"),
+                        ("matched modification", "0"), ("reseller parent", "Carahsoft")):
+        assert f'<span class="dm"><span class="dk">{label}</span>{text}</span>' in r1
+    assert re.search(r'<span class="dk">matched transaction key</span>[^<]*_R1_0_', r1)
+    assert "INCREMENTAL FUNDING" not in html  # the latest action's description is not the evidence
+
+
+def test_csv_gives_the_rows_of_the_awards_table(warehouse_con, warehouse_path):
+    report = reports.company_report(warehouse_con, "Palantir")
+    html = company_html(report)
+    awards = html[html.index("<h2>Awards</h2>"):html.index("<h2>Bought through resellers")]
+    code, out, err = run_cli("report", "company", "Palantir", "--warehouse", str(warehouse_path), "--format", "csv")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == report.awards.columns
+    shown = re.findall(r'<span class="dk">award key</span>([^<]+)</span>', awards)
+    assert shown == [r["award_key"] for r in rows] and len(rows) == len(report.awards.rows) == 6
+    obligated = re.findall(r'<tr class="main">(?:<td[^>]*>[^<]*</td>){6}<td class="n[^"]*">([^<]+)</td>', awards)
+    assert obligated == [money_full(Decimal(r["obligated"])) for r in rows]
 
 
 def test_commands_name_the_same_scope(warehouse_con):
@@ -225,6 +261,30 @@ def test_agency_page_shows_percentages(warehouse_con):
     assert ">+583.1%<" in html  # the change card
 
 
+def provenance_block(html: str) -> list[tuple[str, str]]:
+    block = re.search(r'<div class="asof" data-provenance>(.*?)</div>', html, re.S).group(1)
+    return re.findall(r"<b>([^<]+)</b>([^<]*)</span>", block)
+
+
+def test_provenance_comes_with_the_report(warehouse_con, warehouse_path):
+    run_id = warehouse_con.execute("SELECT run_id FROM runs WHERE status = 'succeeded'").fetchone()[0]
+    company = reports.company_report(warehouse_con, "Palantir")
+    agency = reports.agency_report(warehouse_con, "ICE")
+    expected = [("run", run_id), ("latest last_modified_date", "2019-03-02 09:30:00"), ("source", "file")]
+    assert provenance_block(company_html(company)) == provenance_block(agency_html(agency)) == expected  # not published
+    geo = reports.company_report(warehouse_con, "GEO Group")  # its rows only: the factory's last_modified_date
+    assert provenance_block(company_html(geo))[1] == ("latest last_modified_date", "2018-03-06 10:00:00")
+    manifest = {"snapshot_id": "20250612T031500Z-ab12", "created_at": "2025-06-12T03:15:00", "run_ids": [run_id]}
+    on_snapshot = reports.company_report(warehouse_con, "Palantir", manifest=manifest)
+    assert provenance_block(company_html(on_snapshot)) == [
+        ("snapshot", "20250612T031500Z-ab12"), ("snapshot created", "2025-06-12T03:15:00"), ("runs", run_id),
+        *expected[1:]]
+    assert "not recorded with this report" in company_html(company, provenance={})  # none: said so
+    code, out, err = run_cli("report", "company", "Palantir", "--warehouse", str(warehouse_path))
+    assert code == 0, err
+    assert f"data as of: run {run_id}; latest last_modified_date 2019-03-02 09:30:00; source file" in out
+
+
 def test_provenance_is_shown_when_given(warehouse_con):
     from datetime import datetime
 
@@ -232,8 +292,7 @@ def test_provenance_is_shown_when_given(warehouse_con):
                   "run_id": "r-42", "snapshot_id": "20250612T031500Z", "run_ids": ["r-41", "r-42"], "rows": 1_234}
     for html in (company_html(reports.company_report(warehouse_con, "Palantir"), provenance=provenance),
                  agency_html(reports.agency_report(warehouse_con, "ICE"), provenance=provenance)):
-        block = re.search(r'<div class="asof" data-provenance>(.*?)</div>', html, re.S).group(1)
-        assert re.findall(r"<b>([^<]+)</b>([^<]*)</span>", block) == [
+        assert provenance_block(html) == [
             ("snapshot", "20250612T031500Z"), ("run", "r-42"), ("runs", "r-41, r-42"),
             ("latest last_modified_date", "2025-06-11 22:04:05"), ("source", "USAspending.gov"), ("rows", "1234")]
         assert "not recorded" not in html

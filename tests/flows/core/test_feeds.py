@@ -11,7 +11,8 @@ import pytest
 from flows import settings as config
 from flows import sources
 from flows.core import connect
-from flows.core.feeds import check_job, run_feeds
+from flows.core.feeds import run_feeds
+from flows.core.jobs import check_job
 from flows.core.ingest import ingest
 from flows.sources.base import BACKFILL, NIGHTLY
 from flows.sources.sample import write_transactions
@@ -95,3 +96,22 @@ def test_bad_job_arguments_are_one_line_usage_errors(mode, names, agencies, star
     with pytest.raises(UsageError) as info:
         check_job(config.load({}), mode, names, agencies, start, end)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_job_stopped_before_its_company_refresh_is_not_published(tmp_path):
+    from flows.core import ingest as loading
+    from flows.core.publish import publish
+    from warehouse.snapshots import UnfinishedRun
+
+    s = config.load({}).but(warehouse=tmp_path / "w.duckdb")
+    path = write_transactions(tmp_path / "a.csv", 100, seed=1, start=date(2018, 1, 1), end=date(2018, 1, 31))
+    con = connect(s)
+    try:
+        loading.run(con, [path], warehouse=s.warehouse)  # the job "stops" here: no settle
+    finally:
+        con.close()
+    with pytest.raises(UnfinishedRun, match="never refreshed.*awardwatch report resolve"):
+        publish(s.warehouse, s.snapshots)
+    ingest([write_transactions(tmp_path / "b.csv", 10, seed=2, start=date(2018, 2, 1), end=date(2018, 2, 28))],
+           warehouse=s.warehouse)  # the next job settles what the stopped one left
+    assert publish(s.warehouse, s.snapshots).published

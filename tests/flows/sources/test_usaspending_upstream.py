@@ -126,6 +126,7 @@ def test_every_registry_name_is_the_exact_name_of_the_brokers_agency_codes():
         assert (a.name, a.toptier_name) == (line["SUBTIER NAME"], line["AGENCY NAME"]), f"{a.abbreviation} {a.code}"
         assert line["USER SELECTABLE ON USASPENDING.GOV"] == "TRUE", f"{a.abbreviation} is not selectable on USAspending"
     assert registry.AGENCIES["ATF"].name == "Bureau of Alcohol, Tobacco, Firearms and Explosives Acquisition and Property Management Division"
+    assert {a for a, x in registry.AGENCIES.items() if x.toptier_name == "General Services Administration"} == {"FAS", "PBS"}
 
 
 def _empty_zip(path: Path) -> Path:

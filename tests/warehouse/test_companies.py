@@ -8,14 +8,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.pipeline import ingest
+from flows.core.ingest import ingest
 from tests.factories import row, write_csv
 from warehouse import companies, db
 from warehouse.companies import METHODS, ReferenceDataError
 
 
 def load_and_resolve(tmp_path: Path, warehouse: Path, rows: list[dict], **kw) -> duckdb.DuckDBPyConnection:
-    """Ingests the rows, then resolves parent companies and builds the mart (not wired into loads yet)."""
+    """Ingests the rows (which refreshes), then resolves everything again and rebuilds the mart."""
     ingest([write_csv(tmp_path / "rows.csv", rows)], warehouse=warehouse)
     con = db.connect(warehouse)
     companies.resolve(con, **kw)
@@ -146,25 +146,22 @@ def test_award_takes_the_company_of_its_latest_action(tmp_path, warehouse):
     assert con.execute("SELECT parent_company, parent_company_method FROM awards").fetchall() == [("ACME DETENTION", "name")]
 
 
-def keys_table(con, name: str, piids: list[str]) -> str:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT contract_award_unique_key AS award_key "
-                "FROM transactions WHERE list_contains(?, award_id_piid)", [piids])
-    return name
-
-
-def test_scoped_resolve_rebuilds_brand_mentions_of_the_listed_awards_and_fixes_every_stale_row(tmp_path, warehouse):
-    con = load_and_resolve(tmp_path, warehouse, [
-        anonymous("G1", "GEO GROUP, INC."), anonymous("G2", "GEO GROUP, INC."),
-        anonymous("D1", "DELL MARKETING L.P.", transaction_description="MICROSOFT AZURE"),
-        anonymous("D2", "DELL MARKETING L.P.", transaction_description="MICROSOFT OFFICE 365"),
-    ])
+def test_refresh_resolves_the_rows_written_and_only_what_they_reach(tmp_path, warehouse):
+    rows = [anonymous("G1", "GEO GROUP, INC."), anonymous("G2", "GEO GROUP, INC."),
+            anonymous("D1", "DELL MARKETING L.P.", transaction_description="MICROSOFT AZURE"),
+            anonymous("D2", "DELL MARKETING ONE L.P.", transaction_description="MICROSOFT OFFICE 365")]
+    ingest([write_csv(tmp_path / "a.csv", rows)], warehouse=warehouse)
+    con = db.connect(warehouse)
     con.execute("DELETE FROM brand_mentions")
-    con.execute("UPDATE transactions SET parent_company = 'stale' WHERE award_id_piid = 'G2'")
-    companies.resolve(con, keys_table(con, "touched", ["G1", "D1"]))
-    assert by_piid(con)["G2"] == ("GEO Group", "alias")  # not listed, but stale: corrected
-    assert con.execute("SELECT award_id_piid FROM brand_mentions").fetchall() == [("D1",)]  # D2 not listed
-    with pytest.raises(ValueError):
-        companies.resolve(con, "touched; DROP TABLE transactions")
+    con.execute("UPDATE transactions SET parent_company = 'stale' WHERE award_id_piid IN ('G1', 'G2')")
+    con.close()
+    corrected = [r | {"amount": "2000.00", "last_modified_date": "2019-01-01 00:00:00"} for r in rows if r["award_id_piid"] in ("G1", "D1")]
+    ingest([write_csv(tmp_path / "b.csv", corrected)], warehouse=warehouse)
+    con = db.connect(warehouse)
+    assert by_piid(con)["G1"] == ("GEO Group", "alias")  # written: resolved
+    assert by_piid(con)["G2"][0] == "stale"  # same recipient, its parent fields unchanged: not resolved again
+    assert con.execute("SELECT award_id_piid FROM brand_mentions").fetchall() == [("D1",)]  # D2 not reached
+    assert con.execute("SELECT count(*) FROM pending_awards").fetchone() == (0,)
 
 
 def test_a_later_load_corrects_older_rows_of_the_same_recipient(tmp_path, warehouse):
@@ -172,16 +169,15 @@ def test_a_later_load_corrects_older_rows_of_the_same_recipient(tmp_path, wareho
     ingest([write_csv(tmp_path / "old.csv", [anonymous("OLD1", "DELL MARKETING LP", recipient_duns="123456789",
                                                        action_date="2015-02-01")])], warehouse=warehouse)
     con = db.connect(warehouse)
-    companies.resolve(con, keys_table(con, "touched", ["OLD1"]))
     assert by_piid(con)["OLD1"] == ("Dell Technologies", "alias")
     con.close()
     ingest([write_csv(tmp_path / "new.csv", [row(piid="NEW1", recipient_name="DELL MARKETING L.P.", recipient_duns="123456789",
                                                  recipient_uei="DELLMK000001", recipient_parent_uei="DELLTE000001",
                                                  recipient_parent_name="DELL TECHNOLOGIES INC.")])], warehouse=warehouse)
     con = db.connect(warehouse)
-    companies.resolve(con, keys_table(con, "touched", ["NEW1"]))
     assert by_piid(con) == {"OLD1": ("Dell Technologies", "uei"), "NEW1": ("Dell Technologies", "uei")}
     assert con.execute("SELECT parent_company_method FROM awards ORDER BY award_id_piid").fetchall() == [("uei",), ("uei",)]
+    assert con.execute("SELECT recipient_key, transactions FROM recipients").fetchall() == [("UEI:DELLMK000001", 2)]
 
 
 def test_brand_named_by_a_reseller_is_a_mention_and_the_owner_itself_is_not(tmp_path, warehouse):
@@ -280,7 +276,7 @@ def test_mart_totals_equal_a_direct_sum_over_transactions(tmp_path, warehouse):
 
 def test_sample_feed_families_resolve_across_subsidiaries_renames_and_spellings(tmp_path, warehouse):
     """The demo feed: current and 2018 layouts, parents missing on some older awards, DUNS-only rows."""
-    from flows.demo import write_demo_feed
+    from flows.core.demo import write_demo_feed
 
     ingest(write_demo_feed(tmp_path / "feed", 1500, 2018), warehouse=warehouse, max_rejected_share=1)
     con = db.connect(warehouse)
