@@ -5,6 +5,8 @@ into ``flows.core``; the job's warehouse connection is passed along, never cache
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -59,19 +61,25 @@ def stager(s: Settings) -> feeds.Stager:
     return stage_chunk.with_options(retries=s.task_retries).submit
 
 
-def task_runner(s: Settings):
-    """The backfill's task runner: a Dask cluster (an existing scheduler, or N local workers) when the settings
-    name one, else threads in this process."""
-    if s.dask_address or s.dask_workers:
+def task_runner(s: Settings, address: str | None = None):
+    """The backfill's task runner: a Dask cluster when there is a scheduler (``address``, or
+    ``AWARDWATCH_DASK_ADDRESS``), else threads in this process."""
+    if address or s.dask_address:
         from prefect_dask import DaskTaskRunner
 
-        if s.dask_address:
-            return DaskTaskRunner(address=s.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": s.dask_workers, "threads_per_worker": 1, "processes": True,
-                                              "dashboard_address": None, "host": "127.0.0.1"})
+        return DaskTaskRunner(address=address or s.dask_address)
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner(max_workers=8)
+
+
+@contextmanager
+def local_cluster(workers: int) -> Iterator[str]:
+    """A Dask scheduler and ``workers`` worker processes on 127.0.0.1 for the length of a command; yields its address."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
 
 
 def lander(s: Settings, *, submit: bool) -> feeds.Lander:

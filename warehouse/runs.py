@@ -167,3 +167,8 @@ def unpublished(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Succeeded runs that no snapshot reflects yet, oldest first."""
     return [r for (r,) in con.execute(
         "SELECT run_id FROM runs WHERE status = 'succeeded' AND snapshot_id IS NULL ORDER BY started_at, run_id").fetchall()]
+
+
+def quarantine_query(run_id: str) -> str:
+    """The query a run's summary suggests for its quarantined rows and their reasons."""
+    return f"SELECT source_file, source_row, reasons FROM quarantine WHERE last_run_id = '{run_id}'"

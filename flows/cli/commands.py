@@ -67,7 +67,9 @@ def print_run(result: RunResult) -> None:
         for s in result.skipped:
             out.print(f"  {s.name} ({s.size:,} bytes): {s.why}", highlight=False, markup=False)
     if c.quarantined:
-        out.print(f"quarantined rows and their reasons: awardwatch query \"SELECT source_file, source_row, reasons FROM quarantine WHERE last_run_id = '{result.run_id}'\"")
+        from warehouse.runs import quarantine_query
+
+        out.print(f"quarantined rows and their reasons: awardwatch query \"{quarantine_query(result.run_id)}\"")
     for f in result.files:
         if f.extra_columns:
             out.print(f"note: {f.name} has columns awardwatch does not know, ignored: {', '.join(f.extra_columns)}")
@@ -158,11 +160,11 @@ def query(
 ) -> None:
     """Run read-only SQL on the warehouse, or on a published snapshot, and print the result."""
     from flows import settings as config
-    from warehouse.query import query_snapshot, query_warehouse
+    from warehouse.query import EXAMPLE, query_snapshot, query_warehouse
 
     s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url)
     if not sql.strip().strip(";").strip():
-        raise InputError("query: no SQL statement given; pass one, e.g. awardwatch query \"SELECT count(*) FROM transactions\"")
+        raise InputError(f"query: no SQL statement given; pass one, e.g. {EXAMPLE}")
     if snapshot:
         columns, rows = query_snapshot(s.snapshots, snapshot, sql)
     else:
@@ -248,14 +250,18 @@ def run_backfill(
     s = config.load().but(backfill_concurrency=concurrency, dask_workers=workers, dask_address=dask_address)
     check_job(s, BACKFILL, [source], agency, start.date(), end.date())  # before Prefect starts: one line, at once
     config.prefect_defaults()  # before Prefect is imported: no telemetry
+    from contextlib import nullcontext
+
     from flows.backfill import backfill
-    from flows.tasks import quiet_console, task_runner
+    from flows.tasks import local_cluster, quiet_console, task_runner
 
     quiet_console()
-    flow = backfill.with_options(task_runner=task_runner(s)) if workers or dask_address else backfill
-    with ingest_progress() as progress:
-        result = flow(start=start.date(), end=end.date(), agencies=agency, source=source, concurrency=concurrency,
-                      warehouse=str(warehouse) if warehouse else None, progress=progress)
+    with (local_cluster(s.dask_workers) if s.dask_workers and not s.dask_address else nullcontext(s.dask_address)) as address:
+        flow = backfill.with_options(task_runner=task_runner(s, address)) if address else backfill
+        with ingest_progress() as progress:
+            result = flow(start=start.date(), end=end.date(), agencies=agency, source=source, concurrency=concurrency,
+                          warehouse=str(warehouse) if warehouse else None,
+                          progress=None if address else progress)  # a flow's parameters travel to Dask workers: no bars there
     print_job(result)
 
 
