@@ -112,14 +112,19 @@ def run_feeds(con, s: Settings, mode: str, names: list[str], agencies: list[str]
               end: date | None = None, land: Lander = land_now, stage: Stager = stage_now,
               progress: Progress | None = None) -> Job:
     """Runs the feeds ``names`` for the agencies (default: the settings') on the job's connection, settles
-    once, returns the job."""
+    once (also when a feed fails after some loads: those stay, settled), returns the job."""
     chosen = check_job(s, mode, names, agencies, start, end)
     job = Job(mode)
     step = _nightly if mode == NIGHTLY else _backfill
-    for name in names:
-        f = feed(name, s)
-        for scope in f.scopes(chosen):
-            job.done.append(step(con, s, f, scope, job, land if mode == NIGHTLY else stage, progress or Progress(), start, end))
+    try:
+        for name in names:
+            f = feed(name, s)
+            for scope in f.scopes(chosen):
+                job.done.append(step(con, s, f, scope, job, land if mode == NIGHTLY else stage, progress or Progress(), start, end))
+    except Exception:  # what loaded before the failure is settled, so the warehouse stays consistent and publishable
+        if job.results:
+            ingest.settle(con, job.results, progress)
+        raise
     ingest.settle(con, job.results, progress)
     return job
 
