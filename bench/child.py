@@ -13,7 +13,6 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -157,84 +156,30 @@ def _chunk(result, i: int, timed: dict | None = None) -> dict:
             "counts": as_dict(result.counts), "stages": dict(result.stages)} | (timed or {})
 
 
-class _NoSampleSettings(Exception):
-    """The settings have no sample_rows or sample_seed yet (the sample feed is not there)."""
-
-
-def _via_run_feeds(work: Path, rows: int, batch_rows: int | None) -> Callable[[], list]:
-    """The new layout's backfill job (``flows.core.feeds.run_feeds``), ready to call; ImportError, TypeError or
-    _NoSampleSettings here (not written yet) means the bench falls back to ingest per chunk."""
+def backfill(p: dict) -> dict:
+    """12 monthly chunks of 2018 (``rows`` each) landed and loaded into one new warehouse by the backfill job
+    (``flows.core.feeds.run_feeds`` over the ``sample`` feed: each chunk's map stage overlaps the merge before it)."""
     from flows import settings
     from flows.core import connect
     from flows.core.feeds import run_feeds
 
-    work.mkdir(parents=True, exist_ok=True)
-    s = settings.load({"AWARDWATCH_HOME": str(work)})
-    if missing := [name for name in ("sample_rows", "sample_seed") if not hasattr(s, name)]:
-        raise _NoSampleSettings(f"flows.settings.Settings has no {' or '.join(missing)}")
-    s = s.but(
-        warehouse=work / "w.duckdb", sample_rows=rows, sample_seed=BACKFILL_SEED, batch_rows=batch_rows)
-    start, end = BACKFILL_MONTHS[0][0], BACKFILL_MONTHS[-1][1]
-
-    def run() -> list:
-        con = connect(s)
-        try:
-            job = run_feeds(con, s, "backfill", ["sample"], start=start, end=end)
-        finally:
-            con.close()
-        return [_chunk(result, i) for i, result in enumerate(job.results)]
-
-    return run
-
-
-def _ingest_per_chunk(work: Path, rows: int, batch_rows: int | None) -> Callable[[], list]:
-    """The backfill as 12 ``ingest`` calls, one per chunk file, each landed (generated) just before its load."""
-    from flows.core.ingest import ingest
-    from flows.sources.sample import write_transactions
-
-    options = {} if batch_rows is None else {"batch_rows": batch_rows}
-
-    def run() -> list:
-        chunks = []
-        for i, (start, end) in enumerate(BACKFILL_MONTHS):
-            t0, c0 = time.perf_counter(), time.process_time()
-            path = write_transactions(work / "landing" / f"sample-{start:%Y%m}.csv", rows,
-                                      seed=BACKFILL_SEED + start.toordinal(), start=start, end=end)
-            t1, c1 = time.perf_counter(), time.process_time()
-            result = ingest([path], warehouse=work / "w.duckdb", source="sample", command="backfill",
-                            parameters={"source": "sample", "chunk": f"{start}..{end}"}, **options)
-            t2, c2 = time.perf_counter(), time.process_time()
-            path.unlink()  # as the backfill job does once a chunk is loaded
-            chunks.append(_chunk(result, i, {"land_seconds": t1 - t0, "land_cpu_seconds": c1 - c0,
-                                             "ingest_seconds": t2 - t1, "ingest_cpu_seconds": c2 - c1}))
-        return chunks
-
-    return run
-
-
-def backfill(p: dict) -> dict:
-    """12 monthly chunks of 2018 (``rows`` each) landed and loaded one after the other into one new warehouse:
-    through ``run_feeds`` when the new layout has it, else 12 ``ingest`` calls (``backfill_path`` says which)."""
-    work, rows, batch_rows = Path(p["workdir"]), p["rows"], p.get("batch_rows")
+    work, rows, batch_rows = Path(p["workdir"]) / "run-feeds", p["rows"], p.get("batch_rows")
     _memory_limit(p.get("memory_limit"))
-    path, fallback, stage = "run_feeds", None, "setting it up"
+    work.mkdir(parents=True, exist_ok=True)
+    s = settings.load({"AWARDWATCH_HOME": str(work)}).but(
+        warehouse=work / "w.duckdb", sample_rows=rows, sample_seed=BACKFILL_SEED, batch_rows=batch_rows)
+    t0, c0 = time.perf_counter(), time.process_time()
+    con = connect(s)
     try:
-        job = _via_run_feeds(work / "run-feeds", rows, batch_rows)
-        stage = "running it"
-        t0, c0 = time.perf_counter(), time.process_time()
-        chunks = job()
-    except (ImportError, TypeError, _NoSampleSettings) as exc:  # a fresh warehouse below: nothing half-run is reused
-        why = str(exc) if isinstance(exc, _NoSampleSettings) else _error(exc)
-        path, fallback = "ingest-per-chunk", f"run_feeds not usable, {stage}: {why}"
-        job = _ingest_per_chunk(work / "per-chunk", rows, batch_rows)
-        t0, c0 = time.perf_counter(), time.process_time()
-        chunks = job()
+        job = run_feeds(con, s, "backfill", ["sample"], start=BACKFILL_MONTHS[0][0], end=BACKFILL_MONTHS[-1][1])
+    finally:
+        con.close()
     t1, c1 = time.perf_counter(), time.process_time()
-    warehouse = work / ("run-feeds" if path == "run_feeds" else "per-chunk") / "w.duckdb"
-    return {"backfill_path": path, "fallback_reason": fallback, "seconds": t1 - t0, "cpu_seconds": c1 - c0,
+    warehouse = work / "w.duckdb"
+    return {"backfill_path": "run_feeds", "fallback_reason": None, "seconds": t1 - t0, "cpu_seconds": c1 - c0,
             "rows_per_chunk": rows, "batch_rows": batch_rows, "memory_limit": p.get("memory_limit"),
-            "chunks": chunks, "peak_kib": _hwm_kib(), "warehouse_bytes": warehouse.stat().st_size,
-            "tables": _warehouse_counts(warehouse)}
+            "chunks": [_chunk(result, i) for i, result in enumerate(job.results)], "peak_kib": _hwm_kib(),
+            "warehouse_bytes": warehouse.stat().st_size, "tables": _warehouse_counts(warehouse)}
 
 
 def duckdb_raw(p: dict) -> dict:
