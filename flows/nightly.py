@@ -27,7 +27,7 @@ def nightly(sources: list[str] | None = None, agencies: list[str] | None = None,
     progress = tasks.logged(progress)
     con = connect(s)
     try:
-        job = feeds.run_feeds(con, s, NIGHTLY, names, chosen, land=tasks.lander(s, submit=False), progress=progress)
+        job = feeds.run_feeds(con, s, NIGHTLY, names, chosen, land=tasks.lander(s), progress=progress)
         progress.on_stage("reconciling with USAspending's published totals")
         checked = tasks.check_totals(con, s, chosen, job.run_ids)
         progress.on_stage("publishing the snapshot")

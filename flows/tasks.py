@@ -82,11 +82,9 @@ def local_cluster(workers: int) -> Iterator[str]:
         yield cluster.scheduler_address
 
 
-def lander(s: Settings, *, submit: bool) -> feeds.Lander:
-    """``land`` with the settings' retries: run in place (nightly), or submitted to the flow's task runner
-    so that chunks download ahead while one loads (backfill)."""
-    retrying = land.with_options(retries=s.task_retries)
-    return retrying.submit if submit else retrying
+def lander(s: Settings) -> feeds.Lander:
+    """``land`` with the settings' retries, run in place (a nightly's windows land one after the other)."""
+    return land.with_options(retries=s.task_retries)
 
 
 @task(name="reconcile", cache_policy=NO_CACHE)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import sys
 import zipfile
 from pathlib import Path
 

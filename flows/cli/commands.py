@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from flows.cli.checks import reconcile_command, status_command
-from flows.cli.options import BatchRows, Format, MaxRejected, OutputFormat, Publish, SnapshotUrl, Warehouse, err, out
+from flows.cli.options import BatchRows, Format, MaxRejected, OutputFormat, Publish, SnapshotUrl, Warehouse, out
 from flows.cli.progress import ingest_progress
 from flows.cli.render import render
 from flows.cli.reports import changes_command, report_app

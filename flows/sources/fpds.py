@@ -183,10 +183,9 @@ class AtomFeed(Feed):
         return [Scope("contracting:" + ",".join(sorted(a.abbreviation for a in chosen)), tuple(chosen))]
 
     def nightly_windows(self, scope: Scope, watermark: datetime | None, today: date) -> list[Window]:
-        from flows.sources.usaspending import windows
+        from flows.sources.usaspending import nightly_windows
 
-        start = (watermark.date() if watermark else today) - timedelta(days=self.settings.lookback_days)
-        return [Window(a, b) for a, b in windows(start, today)]
+        return nightly_windows(watermark, today, self.settings.lookback_days)
 
     def land(self, scope: Scope, window: Window, into: Path, mode: str) -> Landed:
         into = into / f"{window.start:%Y%m%d}" if mode == BACKFILL else into

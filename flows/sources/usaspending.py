@@ -206,6 +206,13 @@ def has_rows(path: Path) -> bool:
     return False
 
 
+def nightly_windows(watermark: datetime | None, today: date, lookback_days: int) -> list[Window]:
+    """From the watermark (or today) less the look-back to today, in the longest windows upstream accepts by
+    last-modified date (the FPDS feed reads the same windows)."""
+    start = (watermark.date() if watermark else today) - timedelta(days=lookback_days)
+    return [Window(a, b) for a, b in windows(start, today)]
+
+
 class BulkDownloads(Feed):
     """The feed: one bulk download per window, by action date in a backfill (a month per chunk) and by
     last-modified date at night (the longest window upstream accepts, from the watermark less the look-back)."""
@@ -216,8 +223,7 @@ class BulkDownloads(Feed):
         return [Scope(scope(chosen), tuple(chosen))]
 
     def nightly_windows(self, scope: Scope, watermark: datetime | None, today: date) -> list[Window]:
-        start = (watermark.date() if watermark else today) - timedelta(days=self.settings.lookback_days)
-        return [Window(a, b) for a, b in windows(start, today)]
+        return nightly_windows(watermark, today, self.settings.lookback_days)
 
     def land(self, scope: Scope, window: Window, into: Path, mode: str) -> Landed:
         date_type = "action_date" if mode == BACKFILL else "last_modified_date"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from flows.cli import commands as cli
 from flows import settings as config
 from tests.factories import run_cli, row, write_csv
 

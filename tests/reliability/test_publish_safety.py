@@ -4,7 +4,6 @@ trailing '/', and a warehouse whose latest run did not finish is not published."
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

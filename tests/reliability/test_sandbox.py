@@ -5,11 +5,8 @@ and manifests confined to the store. Each hostile statement gets a one-line erro
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import secrets
-import sys
 from pathlib import Path
 
 import boto3
