@@ -66,7 +66,7 @@ def _memory_limit(limit: str | None) -> None:
     import functools
     import inspect
 
-    from warehouse import db
+    from awardwatch.warehouse import db
 
     if "memory_limit" not in inspect.signature(db.connect).parameters:
         raise SystemExit("--duckdb-memory-limit: warehouse.db.connect takes no memory_limit parameter")
@@ -90,9 +90,9 @@ def _ingest_and_publish(file: Path, warehouse: Path, snapshots: Path, p: dict) -
     a failed ingest ends the process."""
     import inspect
 
-    from flows.core.ingest import ingest
-    from flows.core.publish import publish
-    from warehouse.runs import as_dict
+    from awardwatch.flows.core.ingest import ingest
+    from awardwatch.flows.core.publish import publish
+    from awardwatch.warehouse.runs import as_dict
 
     _memory_limit(p.get("memory_limit"))
     batch_rows = p.get("batch_rows")
@@ -149,7 +149,7 @@ def nightly(p: dict) -> dict:
 
 def _chunk(result, i: int, timed: dict | None = None) -> dict:
     """Chunk i's RunResult as plain data (``timed``: what the bench timed around it, if it did)."""
-    from warehouse.runs import as_dict
+    from awardwatch.warehouse.runs import as_dict
 
     start, end = BACKFILL_MONTHS[i] if i < len(BACKFILL_MONTHS) else (None, None)
     return {"start": str(start), "end": str(end), "seconds": result.seconds, "status": result.status,
@@ -159,9 +159,9 @@ def _chunk(result, i: int, timed: dict | None = None) -> dict:
 def backfill(p: dict) -> dict:
     """12 monthly chunks of 2018 (``rows`` each) landed and loaded into one new warehouse by the backfill job
     (``flows.core.feeds.run_feeds`` over the ``sample`` feed: each chunk's map stage overlaps the merge before it)."""
-    from flows import settings
-    from flows.core import connect
-    from flows.core.feeds import run_feeds
+    from awardwatch.flows import settings
+    from awardwatch.flows.core import connect
+    from awardwatch.flows.core.feeds import run_feeds
 
     work, rows, batch_rows = Path(p["workdir"]) / "run-feeds", p["rows"], p.get("batch_rows")
     _memory_limit(p.get("memory_limit"))

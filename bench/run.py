@@ -231,7 +231,7 @@ def input_file(out: Path, rows: int, layout: str, seed: int) -> tuple[Path, dict
     path.unlink(missing_ok=True)
     partial = path.with_suffix(".partial.csv")
     started = time.perf_counter()
-    command = [sys.executable, "-m", "flows.sources.sample", str(partial), "--rows", str(rows), "--layout", layout,
+    command = [sys.executable, "-m", "awardwatch.flows.sources.sample", str(partial), "--rows", str(rows), "--layout", layout,
                "--seed", str(seed), "--malformed", str(meta["malformed"])]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -20,13 +20,13 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows import settings as config
-from flows import tasks
-from flows.core import connect, feeds
-from flows.core.jobs import check_job
-from flows.core.progress import Progress
-from flows.core.summaries import job_markdown
-from flows.sources.base import BACKFILL
+from awardwatch.flows import settings as config
+from awardwatch.flows import tasks
+from awardwatch.flows.core import connect, feeds
+from awardwatch.flows.core.jobs import check_job
+from awardwatch.flows.core.progress import Progress
+from awardwatch.flows.core.summaries import job_markdown
+from awardwatch.flows.sources.base import BACKFILL
 
 
 @flow(name="backfill", task_runner=tasks.task_runner(config.load()), validate_parameters=False)

@@ -7,10 +7,10 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows import settings as config
-from flows.core import ingest
-from flows.core.summaries import run_markdown
-from warehouse.runs import as_dict
+from awardwatch.flows import settings as config
+from awardwatch.flows.core import ingest
+from awardwatch.flows.core.summaries import run_markdown
+from awardwatch.warehouse.runs import as_dict
 
 
 @task(name="load-files")

@@ -7,14 +7,14 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows import settings as config
-from flows import tasks
-from flows.core import changes, connect, feeds
-from flows.core.jobs import check_job
-from flows.core.progress import Progress
-from flows.core.summaries import job_markdown, status_markdown
-from flows.sources.base import NIGHTLY
-from warehouse.store import open_store
+from awardwatch.flows import settings as config
+from awardwatch.flows import tasks
+from awardwatch.flows.core import changes, connect, feeds
+from awardwatch.flows.core.jobs import check_job
+from awardwatch.flows.core.progress import Progress
+from awardwatch.flows.core.summaries import job_markdown, status_markdown
+from awardwatch.flows.sources.base import NIGHTLY
+from awardwatch.warehouse.store import open_store
 
 
 @flow(name="nightly", validate_parameters=False)

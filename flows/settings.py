@@ -58,9 +58,9 @@ from pydantic_core import PydanticCustomError, PydanticUseDefault
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from schemas.errors import AwardwatchError
+from awardwatch.schemas.errors import AwardwatchError
 
-from flows.sources import FEEDS  # the feed registry: names only, no feed is imported
+from awardwatch.flows.sources import FEEDS  # the feed registry: names only, no feed is imported
 FLAGS = {"keep_snapshots": "--keep", "max_rejected_share": "--max-rejected", "backfill_concurrency": "--concurrency"}
 PREFECT_DEFAULTS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # no telemetry error lines offline
 
@@ -263,7 +263,7 @@ def _refused(exc: ValidationError, model: type[_Variables], values: Mapping[str,
 
 def _text(value) -> str:
     """A value as an error shows it: integral floats without ``.0``, URLs without user and password."""
-    from flows.sources.http import shown
+    from awardwatch.flows.sources.http import shown
 
     if isinstance(value, float) and value.is_integer():
         return str(int(value))

@@ -13,12 +13,12 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.core import feeds, publish as publishing, reconcile
-from flows.core.progress import Progress
-from flows.core.summaries import counts_table, file_line
-from flows.settings import Settings
-from flows.sources.base import Landed, Scope, Window
-from schemas.errors import AwardwatchError, PermanentError
+from awardwatch.flows.core import feeds, publish as publishing, reconcile
+from awardwatch.flows.core.progress import Progress
+from awardwatch.flows.core.summaries import counts_table, file_line
+from awardwatch.flows.settings import Settings
+from awardwatch.flows.sources.base import Landed, Scope, Window
+from awardwatch.schemas.errors import AwardwatchError, PermanentError
 
 
 def worth_retrying(task, task_run, state) -> bool:
@@ -148,7 +148,7 @@ CHANGES_SHOWN = 25  # rows per kind of change in the artifact; the whole list is
 
 def changes_artifact(changes, key: str, store_url: str) -> None:
     """The watchlist's changes as a Markdown artifact: the summary and the first rows of each kind."""
-    from flows.core.changes import changes_markdown
+    from awardwatch.flows.core.changes import changes_markdown
 
     whole = f"{store_url.rstrip('/')}/{key}"
     create_markdown_artifact(changes_markdown(changes, limit=CHANGES_SHOWN, whole=whole), key="nightly-changes",

@@ -12,7 +12,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from schemas.errors import InputError
+from awardwatch.schemas.errors import InputError
 
 
 DHS = "Department of Homeland Security"

@@ -20,7 +20,7 @@ from functools import cache, lru_cache
 import pandera.polars as pa
 import polars as pl
 
-from schemas.layouts import current_columns
+from awardwatch.schemas.layouts import current_columns
 
 EARLIEST_ACTION = date(1979, 10, 1)  # FPDS history starts in FY1980
 # Amounts have at most 15 digits before the point (under $1,000 trillion; the largest federal amounts

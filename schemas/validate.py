@@ -13,8 +13,8 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from schemas.names import ROW
-from schemas.transaction import failing_columns, passes_all, text_schema
+from awardwatch.schemas.names import ROW
+from awardwatch.schemas.transaction import failing_columns, passes_all, text_schema
 
 REASONS = "reasons"
 _POS = "__pos__"

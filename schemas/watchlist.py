@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemas.agencies import AgencyRef
+from awardwatch.schemas.agencies import AgencyRef
 
 
 @dataclass

@@ -5,7 +5,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.settings import prefect_defaults
+from awardwatch.flows.settings import prefect_defaults
 
 prefect_defaults()  # telemetry off, before any test imports Prefect
 

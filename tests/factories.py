@@ -6,7 +6,7 @@ import csv
 import zipfile
 from pathlib import Path
 
-from schemas.layouts import RENAMES, current_columns, legacy_2018_columns
+from awardwatch.schemas.layouts import RENAMES, current_columns, legacy_2018_columns
 
 def row(piid: str = "HSCETC15C00001", mod: str = "0", amount: str = "1000.00", **values: str) -> dict[str, str]:
     """A valid current-layout row (ICE, Palantir) with the given values changed."""
@@ -66,7 +66,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, st
     one line and an exit status as ``awardwatch`` does (``flows.cli.commands.explain``): (status, stdout, stderr)."""
     from typer.testing import CliRunner
 
-    from flows.cli import commands as cli
+    from awardwatch.flows.cli import commands as cli
 
     result = CliRunner().invoke(cli.app, list(args), env=env)
     if result.exception is not None and not isinstance(result.exception, SystemExit):

@@ -9,11 +9,11 @@ from contextlib import AbstractContextManager, nullcontext
 
 import polars as pl
 
-from schemas.layouts import LINEAGE, Layout, current_columns
-from schemas.names import KEY, OVERFLOW, ROW
-from schemas.transaction import check_canonical
-from schemas.validate import REASONS, structure_reasons, value_reasons
-from transforms.transactions import canonical, derive_keys, needs_trim, normalise_text, to_current_layout
+from awardwatch.schemas.layouts import LINEAGE, Layout, current_columns
+from awardwatch.schemas.names import KEY, OVERFLOW, ROW
+from awardwatch.schemas.transaction import check_canonical
+from awardwatch.schemas.validate import REASONS, structure_reasons, value_reasons
+from awardwatch.transforms.transactions import canonical, derive_keys, needs_trim, normalise_text, to_current_layout
 
 
 def split_batch(raw: pl.DataFrame, layout: Layout, source_file: str, timing: Callable[[str], AbstractContextManager] | None = None,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from schemas.layouts import Layout, current_columns
-from schemas.transaction import FALSE_TEXT, TRUE_TEXT
+from awardwatch.schemas.layouts import Layout, current_columns
+from awardwatch.schemas.transaction import FALSE_TEXT, TRUE_TEXT
 
 NONE = "-NONE-"
 MONEY = pl.Decimal(38, 2)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from schemas.watchlist import Watchlist
-from warehouse import companies
-from warehouse.reports import ReportError, agency_sql, transaction_columns
+from awardwatch.schemas.watchlist import Watchlist
+from awardwatch.warehouse import companies
+from awardwatch.warehouse.reports import ReportError, agency_sql, transaction_columns
 
 CHANGE_KINDS = ("new award", "new modification", "deobligation", "correction", "deletion")
 CHANGE_COLUMNS = ["change", "action_date", "agency", "award_key", "piid", "modification_number", "recipient",
@@ -43,7 +43,7 @@ class Changes:
 def previous_snapshot(store, snapshot_id: str) -> str:
     """The snapshot published before ``snapshot_id`` (its manifest's ``previous_snapshot_id`` when
     still there, else the newest complete one created before it)."""
-    from warehouse.snapshots import PREFIX, list_snapshots, read_json
+    from awardwatch.warehouse.snapshots import PREFIX, list_snapshots, read_json
 
     manifest = read_json(store, f"{PREFIX}/{snapshot_id}/manifest.json")
     if manifest is None:
@@ -96,7 +96,7 @@ def snapshot_changes(store, old: str | None = None, new: str = "latest", watchli
     ``new``: new rows (a new award key: ``new award``; a negative obligation: ``deobligation``;
     else ``new modification``), rows whose content changed (``correction``) and keys gone
     (``deletion``), each limited to rows touching the watchlist (company or agency)."""
-    from warehouse.snapshots import connect_snapshot
+    from awardwatch.warehouse.snapshots import connect_snapshot
 
     watchlist = watchlist or Watchlist()
     con_new, manifest_new = connect_snapshot(store, new)

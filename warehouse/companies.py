@@ -55,8 +55,8 @@ from pathlib import Path
 
 import duckdb
 
-from schemas.errors import AwardwatchError
-from schemas.names import AWARD_KEY, KEY
+from awardwatch.schemas.errors import AwardwatchError
+from awardwatch.schemas.names import AWARD_KEY, KEY
 
 REFERENCE = Path(__file__).with_name("reference")
 ALIASES_CSV = REFERENCE / "company_aliases.csv"

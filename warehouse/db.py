@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from schemas.errors import WarehouseError
+from awardwatch.schemas.errors import WarehouseError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # DuckDB's memory cap; work beyond it spills to staging/duckdb-spill. Every step of a run
@@ -190,8 +190,8 @@ def _command_of(pid: int | None) -> str:
     except (OSError, TypeError):
         return ""
     args = [a for a in args if a]
-    if "flows.cli" in args:
-        args = ["awardwatch", *args[args.index("flows.cli") + 1:]]
+    if "awardwatch.flows.cli" in args:
+        args = ["awardwatch", *args[args.index("awardwatch.flows.cli") + 1:]]
     elif args and args[0].endswith("awardwatch"):
         args = ["awardwatch", *args[1:]]
     text = " ".join(args)

@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 import duckdb
 
-from warehouse.runs import now
+from awardwatch.warehouse.runs import now
 
 
 def watermark(con: duckdb.DuckDBPyConnection, source: str, scope: str) -> datetime | None:

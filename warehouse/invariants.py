@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import duckdb
 
-from warehouse.runs import Counts
+from awardwatch.warehouse.runs import Counts
 
 # {awards}: a filter on contract_award_unique_key ("" for all)
 AWARD_MISMATCHES = """

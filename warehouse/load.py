@@ -27,9 +27,9 @@ from pathlib import Path
 
 import duckdb
 
-from schemas.names import AWARD_KEY, KEY
-from warehouse import runs
-from warehouse.runs import Counts
+from awardwatch.schemas.names import AWARD_KEY, KEY
+from awardwatch.warehouse import runs
+from awardwatch.warehouse.runs import Counts
 
 LINEAGE = ("source", "source_file", "run_id", "loaded_at")
 

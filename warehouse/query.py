@@ -14,8 +14,8 @@ from pathlib import Path
 
 import duckdb
 
-from schemas.errors import AwardwatchError
-from warehouse.db import connect
+from awardwatch.schemas.errors import AwardwatchError
+from awardwatch.warehouse.db import connect
 
 EXAMPLE = 'awardwatch query "SELECT count(*) FROM transactions"'
 
@@ -66,7 +66,7 @@ def run_sql(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[t
 
 def query_warehouse(path: Path, sql: str) -> tuple[list[str], list[tuple]]:
     """Runs SQL on a read-only, sandboxed connection that can neither write nor touch other files."""
-    from warehouse.snapshots import sandbox
+    from awardwatch.warehouse.snapshots import sandbox
 
     con = connect(path, read_only=True)
     try:
@@ -80,8 +80,8 @@ def query_warehouse(path: Path, sql: str) -> tuple[list[str], list[tuple]]:
 def query_snapshot(snapshot_url: str, snapshot: str, sql: str) -> tuple[list[str], list[tuple]]:
     """Runs SQL over a published snapshot's Parquet files (local or S3), each table under its name,
     on a sandboxed connection that reads those files and nothing else."""
-    from warehouse.snapshots import connect_snapshot
-    from warehouse.store import open_store
+    from awardwatch.warehouse.snapshots import connect_snapshot
+    from awardwatch.warehouse.store import open_store
 
     con, _ = connect_snapshot(open_store(snapshot_url), snapshot)
     try:

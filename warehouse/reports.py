@@ -31,11 +31,11 @@ from pathlib import Path
 
 import duckdb
 
-from schemas.agencies import ABBREVIATIONS, AgencyRef, agency_ref
-from schemas.errors import AwardwatchError, InputError
-from warehouse import companies, db
-from warehouse.companies import MART
-from warehouse.query import query_snapshot, query_warehouse
+from awardwatch.schemas.agencies import ABBREVIATIONS, AgencyRef, agency_ref
+from awardwatch.schemas.errors import AwardwatchError, InputError
+from awardwatch.warehouse import companies, db
+from awardwatch.warehouse.companies import MART
+from awardwatch.warehouse.query import query_snapshot, query_warehouse
 
 EXAMPLE_SQL = """\
 SELECT parent_company,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import duckdb
 
-from schemas.errors import InputError
-from warehouse import db
+from awardwatch.schemas.errors import InputError
+from awardwatch.warehouse import db
 
 COUNTS = ("read", "inserted", "updated", "unchanged", "duplicate", "quarantined", "deleted")
 

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import duckdb
 
-from schemas.errors import AwardwatchError
-from warehouse import reconcile, runs
-from warehouse.store import Store, StoreError, sha256_of
+from awardwatch.schemas.errors import AwardwatchError
+from awardwatch.warehouse import reconcile, runs
+from awardwatch.warehouse.store import Store, StoreError, sha256_of
 
 POINTER = "latest"
 PREFIX = "snapshots"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from schemas.errors import AwardwatchError
+from awardwatch.schemas.errors import AwardwatchError
 
 
 class StoreError(AwardwatchError):

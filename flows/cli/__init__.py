@@ -3,6 +3,6 @@
 May import everything below it (flows.core, flows.sources, schemas, transforms, warehouse) and
 the Prefect flows (lazily, for `run` and `backfill`); holds no SQL."""
 
-from flows.cli.commands import app, main
+from awardwatch.flows.cli.commands import app, main
 
 __all__ = ["app", "main"]

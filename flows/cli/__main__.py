@@ -1,4 +1,4 @@
-from flows.cli.commands import main
+from awardwatch.flows.cli.commands import main
 
 if __name__ == "__main__":
     main()

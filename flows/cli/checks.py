@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from flows.cli.options import Format, OutputFormat, Warehouse, err, out
-from flows.cli.render import dumps, render
+from awardwatch.flows.cli.options import Format, OutputFormat, Warehouse, err, out
+from awardwatch.flows.cli.render import dumps, render
 
 TABLE = ["agency_code", "agency_name", "fiscal_year", "warehouse_obligations", "usaspending_obligations", "obligations_difference",
          "warehouse_transactions", "usaspending_transactions", "transactions_difference", "status"]
@@ -26,8 +26,8 @@ def reconcile_command(
     Obligations (sum of federal_action_obligation) and transaction counts of contracts and IDVs, to the cent.
     Exit 0 when all match, 1 when any differs. Every run is kept in the `reconciliations` table.
     """
-    from flows import settings as config
-    from flows.core.reconcile import reconcile, repair_lines
+    from awardwatch.flows import settings as config
+    from awardwatch.flows.core.reconcile import reconcile, repair_lines
 
     s = config.load().but(warehouse=warehouse)
     result = reconcile(s, agency, fiscal_year, repair=repair)
@@ -57,8 +57,8 @@ def status_command(
     finished, Award Data Archive Delta months missing and newer Full files, FPDS windows not re-read, and the latest
     reconciliation's mismatches.
     """
-    from flows import settings as config
-    from flows.core.reconcile import status
+    from awardwatch.flows import settings as config
+    from awardwatch.flows.core.reconcile import status
 
     s = config.load().but(warehouse=warehouse)
     report = status(s, online=not offline)

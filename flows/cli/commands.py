@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from flows.cli.checks import reconcile_command, status_command
-from flows.cli.options import BatchRows, Format, MaxRejected, OutputFormat, Publish, SnapshotUrl, Warehouse, out
-from flows.cli.progress import ingest_progress
-from flows.cli.render import render
-from flows.cli.reports import changes_command, report_app
-from schemas.errors import AwardwatchError, InputError, UsageError
+from awardwatch.flows.cli.checks import reconcile_command, status_command
+from awardwatch.flows.cli.options import BatchRows, Format, MaxRejected, OutputFormat, Publish, SnapshotUrl, Warehouse, out
+from awardwatch.flows.cli.progress import ingest_progress
+from awardwatch.flows.cli.render import render
+from awardwatch.flows.cli.reports import changes_command, report_app
+from awardwatch.schemas.errors import AwardwatchError, InputError, UsageError
 
 if TYPE_CHECKING:  # the heavy modules (settings, polars, DuckDB, httpx) are imported by the commands that run
-    from flows.core.ingest import RunResult
-    from flows.settings import Settings
+    from awardwatch.flows.core.ingest import RunResult
+    from awardwatch.flows.settings import Settings
 
 app = typer.Typer(
     help="awardwatch: which companies are paid by which agencies, for what, how much, and what changed.\n\n"
@@ -59,7 +59,7 @@ def print_run(result: RunResult) -> None:
     out.print(f"read {c.read:,} = inserted {c.inserted:,} + updated {c.updated:,} + unchanged {c.unchanged:,} "
               f"+ duplicates {c.duplicate:,} + quarantined {c.quarantined:,}: {check}")
     if result.resolution:
-        from warehouse.companies import format_shares
+        from awardwatch.warehouse.companies import format_shares
 
         out.print(f"parent companies resolved by: {format_shares(result.resolution)}", highlight=False)
     if result.skipped:
@@ -67,7 +67,7 @@ def print_run(result: RunResult) -> None:
         for s in result.skipped:
             out.print(f"  {s.name} ({s.size:,} bytes): {s.why}", highlight=False, markup=False)
     if c.quarantined:
-        from warehouse.runs import quarantine_query
+        from awardwatch.warehouse.runs import quarantine_query
 
         out.print(f"quarantined rows and their reasons: awardwatch query \"{quarantine_query(result.run_id)}\"")
     for f in result.files:
@@ -89,9 +89,9 @@ def ingest(
     Every row ends up loaded, counted as a duplicate, or quarantined with its reasons.
     Loading the same file again changes nothing; a corrected row replaces the old one.
     """
-    from flows import settings as config
-    from flows.core import ingest as loading
-    from flows.core import publish as publishing
+    from awardwatch.flows import settings as config
+    from awardwatch.flows.core import ingest as loading
+    from awardwatch.flows.core import publish as publishing
 
     s = config.load().but(warehouse=warehouse, batch_rows=batch_rows, max_rejected_share=max_rejected, snapshot_url=snapshot_url)
     _need_space(s, paths)
@@ -117,8 +117,8 @@ def publish_command(warehouse: Warehouse = None, snapshot_url: SnapshotUrl = Non
 
     Does nothing when the warehouse has not changed since the current snapshot.
     """
-    from flows import settings as config
-    from flows.core import publish as publishing
+    from awardwatch.flows import settings as config
+    from awardwatch.flows.core import publish as publishing
 
     s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url, keep_snapshots=keep)
     print_publish(publishing.publish(s.warehouse, s.snapshots, keep=s.keep_snapshots, threads=s.threads, lock_wait=s.lock_wait))
@@ -127,9 +127,9 @@ def publish_command(warehouse: Warehouse = None, snapshot_url: SnapshotUrl = Non
 @snapshots_app.command(name="list")
 def snapshots_list(snapshot_url: SnapshotUrl = None, warehouse: Warehouse = None, fmt: OutputFormat = Format.table) -> None:
     """List snapshots, newest first, marking the current one."""
-    from flows import settings as config
-    from warehouse.snapshots import list_snapshots
-    from warehouse.store import open_store
+    from awardwatch.flows import settings as config
+    from awardwatch.warehouse.snapshots import list_snapshots
+    from awardwatch.warehouse.store import open_store
 
     s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url)
     found = list_snapshots(open_store(s.snapshots))
@@ -141,9 +141,9 @@ def snapshots_list(snapshot_url: SnapshotUrl = None, warehouse: Warehouse = None
 def snapshots_prune(keep: Annotated[int, typer.Option(help="How many of the newest snapshots to keep (the current one always is).")],
                     snapshot_url: SnapshotUrl = None, warehouse: Warehouse = None) -> None:
     """Delete old snapshots, keeping the newest N and always the current one."""
-    from flows import settings as config
-    from warehouse.snapshots import prune
-    from warehouse.store import open_store
+    from awardwatch.flows import settings as config
+    from awardwatch.warehouse.snapshots import prune
+    from awardwatch.warehouse.store import open_store
 
     s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url, keep_snapshots=keep)
     doomed = prune(open_store(s.snapshots), s.keep_snapshots)
@@ -159,8 +159,8 @@ def query(
     snapshot_url: SnapshotUrl = None,
 ) -> None:
     """Run read-only SQL on the warehouse, or on a published snapshot, and print the result."""
-    from flows import settings as config
-    from warehouse.query import EXAMPLE, query_snapshot, query_warehouse
+    from awardwatch.flows import settings as config
+    from awardwatch.warehouse.query import EXAMPLE, query_snapshot, query_warehouse
 
     s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url)
     if not sql.strip().strip(";").strip():
@@ -175,8 +175,8 @@ def query(
 @app.command()
 def runs(warehouse: Warehouse = None, limit: Annotated[int, typer.Option(help="How many runs.")] = 10, fmt: OutputFormat = Format.table) -> None:
     """Show the latest runs with their counts."""
-    from flows import settings as config
-    from warehouse.runs import listing
+    from awardwatch.flows import settings as config
+    from awardwatch.warehouse.runs import listing
 
     s = config.load().but(warehouse=warehouse)
     columns, rows = listing(s.warehouse, limit)
@@ -214,15 +214,15 @@ def run_nightly(
     lookback_days: Annotated[Optional[int], typer.Option(help="Days before each watermark to read again. \\[env AWARDWATCH_LOOKBACK_DAYS, default 3]", show_default=False)] = None,
 ) -> None:
     """Run the nightly job now: extract what changed since each source's watermark, load it, publish a snapshot."""
-    from flows import settings as config
-    from flows.core.jobs import check_job
-    from flows.sources.base import NIGHTLY
+    from awardwatch.flows import settings as config
+    from awardwatch.flows.core.jobs import check_job
+    from awardwatch.flows.sources.base import NIGHTLY
 
     s = config.load().but(lookback_days=lookback_days)
     check_job(s, NIGHTLY, list(source or s.sources), agency, None, None)  # before Prefect starts: one line, at once
     config.prefect_defaults()  # before Prefect is imported: no telemetry
-    from flows.nightly import nightly
-    from flows.tasks import quiet_console
+    from awardwatch.flows.nightly import nightly
+    from awardwatch.flows.tasks import quiet_console
 
     quiet_console()
     with ingest_progress() as progress:
@@ -243,17 +243,17 @@ def run_backfill(
     dask_address: Annotated[Optional[str], typer.Option("--dask-address", help="Run that map stage on an existing Dask scheduler (tcp://host:8786); staged chunks go to AWARDWATCH_STAGING_URL, a folder every worker reaches. \\[env AWARDWATCH_DASK_ADDRESS]", show_default=False)] = None,
 ) -> None:
     """Load a date range of history in chunks; re-running skips the chunks already done."""
-    from flows import settings as config
-    from flows.core.jobs import check_job
-    from flows.sources.base import BACKFILL
+    from awardwatch.flows import settings as config
+    from awardwatch.flows.core.jobs import check_job
+    from awardwatch.flows.sources.base import BACKFILL
 
     s = config.load().but(backfill_concurrency=concurrency, dask_workers=workers, dask_address=dask_address)
     check_job(s, BACKFILL, [source], agency, start.date(), end.date())  # before Prefect starts: one line, at once
     config.prefect_defaults()  # before Prefect is imported: no telemetry
     from contextlib import nullcontext
 
-    from flows.backfill import backfill
-    from flows.tasks import local_cluster, quiet_console, task_runner
+    from awardwatch.flows.backfill import backfill
+    from awardwatch.flows.tasks import local_cluster, quiet_console, task_runner
 
     quiet_console()
     with (local_cluster(s.dask_workers) if s.dask_workers and not s.dask_address else nullcontext(s.dask_address)) as address:
@@ -272,9 +272,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the generated feed (same seed, same data).")] = 2018,
 ) -> None:
     """Run the whole pipeline offline on a generated sample feed and show a query on the result."""
-    from flows import settings as config
-    from flows.core.demo import run_demo
-    from warehouse.reports import EXAMPLE_SQL
+    from awardwatch.flows import settings as config
+    from awardwatch.flows.core.demo import run_demo
+    from awardwatch.warehouse.reports import EXAMPLE_SQL
 
     s = config.load().but(warehouse=warehouse)
     with ingest_progress() as progress:
@@ -317,7 +317,7 @@ def disk_full(exc: BaseException) -> bool:
 
 
 def disk_full_message() -> str:
-    from flows import settings as config
+    from awardwatch.flows import settings as config
 
     folder = _NEEDS.get("folder")
     if folder is None:
@@ -345,7 +345,7 @@ def _size(n: int) -> str:
 def _stop_transfers() -> None:
     """Tells HTTP transfers in every thread to stop. None runs unless flows.sources.http was imported, and a
     signal handler should not import it (httpx) on the way out."""
-    http = sys.modules.get("flows.sources.http")
+    http = sys.modules.get("awardwatch.flows.sources.http")
     if http is not None:
         http.STOPPING.set()
 
@@ -450,7 +450,7 @@ def _main() -> None:
             _terminated()
         raise
     except Exception as exc:
-        from flows import settings as config
+        from awardwatch.flows import settings as config
 
         if config.debug() and not isinstance(exc, AwardwatchError):
             raise

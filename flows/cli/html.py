@@ -26,7 +26,7 @@ from pathlib import Path
 
 import jinja2
 
-from warehouse.reports import AgencyReport, CompanyReport, Table
+from awardwatch.warehouse.reports import AgencyReport, CompanyReport, Table
 
 POSITIVE = "#2b6cb0"
 RESOLD = "#dd6b20"

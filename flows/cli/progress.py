@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flows.cli.options import err
-from flows.core.progress import Progress
+from awardwatch.flows.cli.options import err
+from awardwatch.flows.core.progress import Progress
 
 
 @contextmanager

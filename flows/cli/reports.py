@@ -2,7 +2,7 @@
 
 Registered by flows/cli/app.py::
 
-    from flows.cli.reports import changes_command, report_app
+    from awardwatch.flows.cli.reports import changes_command, report_app
     app.add_typer(report_app, name="report")
     app.command(name="changes")(changes_command)
 """
@@ -15,9 +15,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from flows.cli.options import Format, SnapshotUrl, Warehouse, err, out
-from flows.cli.render import dumps, render
-from schemas.errors import InputError
+from awardwatch.flows.cli.options import Format, SnapshotUrl, Warehouse, err, out
+from awardwatch.flows.cli.render import dumps, render
+from awardwatch.schemas.errors import InputError
 
 report_app = typer.Typer(help="Reports: a company's awards and brands bought through resellers; an agency's top companies.",
                          no_args_is_help=True)
@@ -83,8 +83,8 @@ def company_command(
 ) -> None:
     """A company's awards (agency, award, PIID, first and latest action, obligated, current and potential
     value, description), the resellers' awards that name its brands, and totals per fiscal year."""
-    from flows.cli.html import company_html
-    from warehouse.reports import company_report
+    from awardwatch.flows.cli.html import company_html
+    from awardwatch.warehouse.reports import company_report
 
     report = _build(warehouse, lambda con: company_report(con, name, agency=agency, since=since))
     if _written(report, company_html, html, fmt, report.awards):
@@ -105,7 +105,7 @@ def company_command(
 
 def _print_provenance(report) -> None:
     """The "data as of" line under a report in the terminal (the HTML page's block)."""
-    from flows.cli.html import provenance_items
+    from awardwatch.flows.cli.html import provenance_items
 
     items = provenance_items(report.provenance)
     line = "; ".join(f"{p['label']} {p['text']}" for p in items) or "not recorded"
@@ -114,8 +114,8 @@ def _print_provenance(report) -> None:
 
 def _build(warehouse: Path | None, make):
     """A report made on a read-only connection to the warehouse."""
-    from flows import settings as config
-    from warehouse.reports import open_warehouse
+    from awardwatch.flows import settings as config
+    from awardwatch.warehouse.reports import open_warehouse
 
     con = open_warehouse(config.load().but(warehouse=warehouse).warehouse)
     try:
@@ -146,8 +146,8 @@ def agency_command(
 ) -> None:
     """An agency's top parent companies in a fiscal year: obligations, share of the agency, awards,
     technology obligations, the year before and the change."""
-    from flows.cli.html import agency_html
-    from warehouse.reports import agency_report
+    from awardwatch.flows.cli.html import agency_html
+    from awardwatch.warehouse.reports import agency_report
 
     report = _build(warehouse, lambda con: agency_report(con, agency, fiscal_year=fiscal_year, top=top))
     if _written(report, agency_html, html, fmt, report.companies):
@@ -164,9 +164,9 @@ def agency_command(
 def resolve_command(warehouse: Warehouse = None) -> None:
     """Resolve parent companies and brand mentions again for every row and rebuild the marts
     (after editing warehouse/reference/company_aliases.csv or brand_rules.csv)."""
-    from flows import settings as config
-    from warehouse import companies
-    from warehouse.reports import resolve
+    from awardwatch.flows import settings as config
+    from awardwatch.warehouse import companies
+    from awardwatch.warehouse.reports import resolve
 
     s = config.load().but(warehouse=warehouse)
     shares = resolve(s.warehouse, threads=s.threads)
@@ -183,11 +183,11 @@ def changes_command(
 ) -> None:
     """What changed between two snapshots for the watchlist: new awards, new modifications,
     deobligations, corrections and deletions, with amounts and descriptions."""
-    from flows import settings as config
-    from flows.core.changes import DEFAULT_WATCHLIST, changes_markdown, load_watchlist
-    from schemas.watchlist import Watchlist
-    from warehouse.changes import snapshot_changes
-    from warehouse.store import open_store
+    from awardwatch.flows import settings as config
+    from awardwatch.flows.core.changes import DEFAULT_WATCHLIST, changes_markdown, load_watchlist
+    from awardwatch.schemas.watchlist import Watchlist
+    from awardwatch.warehouse.changes import snapshot_changes
+    from awardwatch.warehouse.store import open_store
 
     s = config.load().but(warehouse=warehouse, snapshot_url=snapshot_url)
     if watchlist is not None:
@@ -208,7 +208,7 @@ def changes_command(
         return
     counts = ", ".join(f"{k} {n:,}" for k, n in changes.counts().items())
     out.print(f"{changes.old_snapshot} -> {changes.new_snapshot}, watching {changes.watchlist.describe()}: {counts}", highlight=False)
-    from warehouse.reports import Table
+    from awardwatch.warehouse.reports import Table
 
     if changes.rows:
         _show(Table(changes.columns, changes.rows), "changes", drop=("transaction_key",), description=50)

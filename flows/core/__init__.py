@@ -11,6 +11,6 @@ from __future__ import annotations
 
 def connect(s):
     """The job's one warehouse connection (``flows.settings.Settings``: file, threads, lock wait)."""
-    from warehouse import db
+    from awardwatch.warehouse import db
 
     return db.connect(s.warehouse, threads=s.threads, wait=s.lock_wait)

@@ -9,11 +9,11 @@ import csv
 from decimal import Decimal
 from pathlib import Path
 
-from schemas.agencies import agency_ref
-from schemas.errors import InputError
-from schemas.watchlist import Watchlist
-from warehouse.changes import CHANGE_KINDS, Changes, previous_snapshot, snapshot_changes
-from warehouse.reports import ReportError
+from awardwatch.schemas.agencies import agency_ref
+from awardwatch.schemas.errors import InputError
+from awardwatch.schemas.watchlist import Watchlist
+from awardwatch.warehouse.changes import CHANGE_KINDS, Changes, previous_snapshot, snapshot_changes
+from awardwatch.warehouse.reports import ReportError
 
 DEFAULT_WATCHLIST = Path("watchlist.yaml")
 DESCRIPTION_CHARS = 200  # descriptions in Markdown cells
@@ -111,7 +111,7 @@ def changes_markdown(changes: Changes, limit: int | None = None, whole: str | No
 
 def write_changes_markdown(store, changes: Changes, text: str | None = None) -> str:
     """Writes the Markdown beside the new snapshot (``snapshots/<id>/changes.md``); returns its key."""
-    from warehouse.snapshots import PREFIX
+    from awardwatch.warehouse.snapshots import PREFIX
 
     key = f"{PREFIX}/{changes.new_snapshot}/changes.md"
     store.put_bytes(key, (text if text is not None else changes_markdown(changes)).encode("utf-8"))

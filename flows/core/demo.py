@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from flows.core.ingest import RunResult, ingest
-from flows.core.progress import Progress
-from flows.core.publish import publish
-from flows.settings import Settings
-from flows.sources import sample
-from warehouse.reports import example
-from warehouse.snapshots import PublishResult
+from awardwatch.flows.core.ingest import RunResult, ingest
+from awardwatch.flows.core.progress import Progress
+from awardwatch.flows.core.publish import publish
+from awardwatch.flows.settings import Settings
+from awardwatch.flows.sources import sample
+from awardwatch.warehouse.reports import example
+from awardwatch.warehouse.snapshots import PublishResult
 
 
 @dataclass

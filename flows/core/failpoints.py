@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 
-from flows import settings
+from awardwatch.flows import settings
 
 POINTS = ("landed", "staged", "before-commit", "between-files", "exported", "uploaded", "before-pointer")
 

@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 
-from flows.core import ingest
-from flows.core.jobs import check_job
-from flows.core.progress import Progress
-from flows.settings import Settings
-from flows.sources import feed
-from flows.sources.base import BACKFILL, NIGHTLY, Feed, Landed, Scope, Window
-from schemas.errors import AwardwatchError
-from warehouse import feeds, runs
-from warehouse import reconcile as checks
-from warehouse.runs import Counts, as_dict
+from awardwatch.flows.core import ingest
+from awardwatch.flows.core.jobs import check_job
+from awardwatch.flows.core.progress import Progress
+from awardwatch.flows.settings import Settings
+from awardwatch.flows.sources import feed
+from awardwatch.flows.sources.base import BACKFILL, NIGHTLY, Feed, Landed, Scope, Window
+from awardwatch.schemas.errors import AwardwatchError
+from awardwatch.warehouse import feeds, runs
+from awardwatch.warehouse import reconcile as checks
+from awardwatch.warehouse.runs import Counts, as_dict
 
 Lander = Callable[[Settings, str, Scope, Window, Path, str], object]  # -> Landed, or a future of one (.result())
 Stager = Callable[[Settings, str, Scope, Window, Path], object]  # -> Chunk, or a future of one

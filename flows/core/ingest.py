@@ -18,15 +18,15 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.core import failpoints
-from flows.core.progress import Progress, Stages
-from flows.sources.files import Skipped, SourceFile, display, has_suspect_bytes, is_not_utf8, land, parse_error, read_header, scan
-from schemas.errors import AwardwatchError, InputError
-from schemas.layouts import Layout, detect
-from schemas.validate import field_counts
-from transforms.batch import reason_kinds, split_batch, split_deletions
-from warehouse import companies, db, invariants, load, runs
-from warehouse.runs import Counts
+from awardwatch.flows.core import failpoints
+from awardwatch.flows.core.progress import Progress, Stages
+from awardwatch.flows.sources.files import Skipped, SourceFile, display, has_suspect_bytes, is_not_utf8, land, parse_error, read_header, scan
+from awardwatch.schemas.errors import AwardwatchError, InputError
+from awardwatch.schemas.layouts import Layout, detect
+from awardwatch.schemas.validate import field_counts
+from awardwatch.transforms.batch import reason_kinds, split_batch, split_deletions
+from awardwatch.warehouse import companies, db, invariants, load, runs
+from awardwatch.warehouse.runs import Counts
 
 
 class InvariantError(AwardwatchError):

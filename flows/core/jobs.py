@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING
 
-from flows.sources import FEEDS
-from flows.sources.base import BACKFILL
-from schemas import agencies as registry
-from schemas.errors import InputError, UsageError
+from awardwatch.flows.sources import FEEDS
+from awardwatch.flows.sources.base import BACKFILL
+from awardwatch.schemas import agencies as registry
+from awardwatch.schemas.errors import InputError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from flows.settings import Settings
+    from awardwatch.flows.settings import Settings
 
 
 def check_feeds(names: list[str]) -> list[str]:

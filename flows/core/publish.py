@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.core import failpoints
-from warehouse import db, invariants, runs, snapshots
-from warehouse.store import open_store
+from awardwatch.flows.core import failpoints
+from awardwatch.warehouse import db, invariants, runs, snapshots
+from awardwatch.warehouse.store import open_store
 
 
 def publish(warehouse: Path, snapshot_url: str, *, keep: int | None = 30, threads: int | None = None,

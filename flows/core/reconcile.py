@@ -17,17 +17,17 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from flows.core import ingest
-from flows.core.feeds import landing
-from flows.settings import Settings
-from flows.sources import feed
-from flows.sources.base import fiscal_year
-from flows.sources import archive, usaspending, usaspending_totals
-from flows.sources.http import Http, HttpError
-from schemas.errors import AwardwatchError, WarehouseError
-from schemas import agencies as registry
-from warehouse import db, runs
-from warehouse import reconcile as sql
+from awardwatch.flows.core import ingest
+from awardwatch.flows.core.feeds import landing
+from awardwatch.flows.settings import Settings
+from awardwatch.flows.sources import feed
+from awardwatch.flows.sources.base import fiscal_year
+from awardwatch.flows.sources import archive, usaspending, usaspending_totals
+from awardwatch.flows.sources.http import Http, HttpError
+from awardwatch.schemas.errors import AwardwatchError, WarehouseError
+from awardwatch.schemas import agencies as registry
+from awardwatch.warehouse import db, runs
+from awardwatch.warehouse import reconcile as sql
 
 COLUMNS = ["agency_code", "agency_name", "fiscal_year", *sql.FIGURES, "status"]
 

@@ -15,10 +15,10 @@ from importlib import import_module
 
 # name -> "module:class", imported when used (so `awardwatch --help` does not load every feed)
 FEEDS = {
-    "usaspending": "flows.sources.usaspending:BulkDownloads",
-    "archive": "flows.sources.archive:ArchiveFiles",
-    "fpds": "flows.sources.fpds:AtomFeed",
-    "sample": "flows.sources.sample:SampleFeed",
+    "usaspending": "awardwatch.flows.sources.usaspending:BulkDownloads",
+    "archive": "awardwatch.flows.sources.archive:ArchiveFiles",
+    "fpds": "awardwatch.flows.sources.fpds:AtomFeed",
+    "sample": "awardwatch.flows.sources.sample:SampleFeed",
 }
 
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from flows.sources.base import BACKFILL, Feed, Landed, Scope, Window, fiscal_year
-from flows.sources.http import Http, HttpError
-from schemas.agencies import Agency, toptier_codes
-from schemas.errors import InputError
+from awardwatch.flows.sources.base import BACKFILL, Feed, Landed, Scope, Window, fiscal_year
+from awardwatch.flows.sources.http import Http, HttpError
+from awardwatch.schemas.agencies import Agency, toptier_codes
+from awardwatch.schemas.errors import InputError
 
 NAME = re.compile(r"FY(?P<fy>\d{4}|\(All\))_(?P<agency>[0-9A-Z]{3,4}|All)_Contracts_(?P<kind>Full|Delta)_(?P<stamp>\d{8})\.zip$")
 

@@ -24,12 +24,12 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from schemas.agencies import Agency
+from awardwatch.schemas.agencies import Agency
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
 
-    from flows.settings import Settings
+    from awardwatch.flows.settings import Settings
 
 NIGHTLY, BACKFILL = "nightly", "backfill"
 

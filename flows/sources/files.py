@@ -22,8 +22,8 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
-from schemas.errors import InputError
-from schemas.names import OVERFLOW, ROW
+from awardwatch.schemas.errors import InputError
+from awardwatch.schemas.names import OVERFLOW, ROW
 
 HEADER_BYTES = 1 << 20
 MAX_UNZIPPED_BYTES = 64 << 30  # per archive

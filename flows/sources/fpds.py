@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from flows.sources.fpds_xml import (AWARD_TYPES, FeedPage, announced_total, build_query, page_url, parse_deleted_page,
+from awardwatch.flows.sources.fpds_xml import (AWARD_TYPES, FeedPage, announced_total, build_query, page_url, parse_deleted_page,
                                     parse_page)
-from flows.sources.base import BACKFILL, NIGHTLY, Feed, Landed, Scope, Window
-from flows.sources.http import Http, shown
-from schemas.agencies import AGENCIES, Agency
-from schemas.errors import InputError
-from schemas.layouts import current_columns
+from awardwatch.flows.sources.base import BACKFILL, NIGHTLY, Feed, Landed, Scope, Window
+from awardwatch.flows.sources.http import Http, shown
+from awardwatch.schemas.agencies import AGENCIES, Agency
+from awardwatch.schemas.errors import InputError
+from awardwatch.schemas.layouts import current_columns
 
 PAGE_SIZE = 10
 MAX_RESULTS = 400_000  # FPDS returns no entry past this start
@@ -183,7 +183,7 @@ class AtomFeed(Feed):
         return [Scope("contracting:" + ",".join(sorted(a.abbreviation for a in chosen)), tuple(chosen))]
 
     def nightly_windows(self, scope: Scope, watermark: datetime | None, today: date) -> list[Window]:
-        from flows.sources.usaspending import nightly_windows
+        from awardwatch.flows.sources.usaspending import nightly_windows
 
         return nightly_windows(watermark, today, self.settings.lookback_days)
 

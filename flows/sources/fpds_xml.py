@@ -66,8 +66,8 @@ from xml.etree import ElementTree as ET
 import defusedxml.ElementTree as safe_et
 from defusedxml import DefusedXmlException
 
-from schemas.errors import InputError
-from schemas.layouts import current_columns
+from awardwatch.schemas.errors import InputError
+from awardwatch.schemas.layouts import current_columns
 
 ATOM = "http://www.w3.org/2005/Atom"
 FPDS_NAMESPACES = ("https://www.fpds.gov/FPDS", "http://www.fpdsng.com/FPDS")

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from schemas.errors import AwardwatchError, PermanentError
+from awardwatch.schemas.errors import AwardwatchError, PermanentError
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 # Set by the CLI on SIGTERM: requests stop between attempts and between chunks, so worker threads end promptly.

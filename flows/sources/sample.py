@@ -31,8 +31,8 @@ from typing import IO, ContextManager
 import polars as pl
 import pyarrow as pa
 
-from flows.sources.base import NIGHTLY, Feed, Landed, Scope, Window
-from flows.sources.sample_data import (
+from awardwatch.flows.sources.base import NIGHTLY, Feed, Landed, Scope, Window
+from awardwatch.flows.sources.sample_data import (
     ACTION_CODES, ACTION_TYPES, AGENCY_IDV_TYPES, AGENCY_SITES, AWARD_KINDS, BASE_FLAGS, BPA_CALL, CODED, CODED_BY,
     CONSTANT_CODED, DEFAULT_AGENCY_SHARES, DEFINITIVE, DELIVERY_ORDER, FUNDING, IDV, IDV_DESCRIPTION_PREFIX, IDV_TYPES,
     INHERENTLY_GOVERNMENTAL, LINE_CLASSES, LINE_NAMES, LOCATION_KEYS, LOCATIONS, LONG_TAILS, MOD_TEXTS, NAICS,
@@ -40,7 +40,7 @@ from flows.sources.sample_data import (
     PSC, PURCHASE_ORDER, RECIPIENTS, SET_ASIDES, SINGLE_OR_MULTIPLE, SMALL_BUSINESS_AGENCIES, SMALL_BUSINESSES,
     SMALL_PROFILES, STATES, SUBTIER_CODES, SUBTIERS, TOPTIERS, TYPES_OF_IDC, Recipient,
 )
-from schemas.layouts import RENAMES, current_columns, legacy_2018_columns
+from awardwatch.schemas.layouts import RENAMES, current_columns, legacy_2018_columns
 
 # ---------------------------------------------------------------------------------------------------------
 # Generator settings (the reference tables are in sample_data/)

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from flows.sources.base import BACKFILL, NIGHTLY, Feed, Landed, Scope, Window
-from flows.sources.http import Http, HttpError, PermanentHttpError
-from schemas.agencies import Agency
-from schemas.errors import InputError, PermanentError
+from awardwatch.flows.sources.base import BACKFILL, NIGHTLY, Feed, Landed, Scope, Window
+from awardwatch.flows.sources.http import Http, HttpError, PermanentHttpError
+from awardwatch.schemas.agencies import Agency
+from awardwatch.schemas.errors import InputError, PermanentError
 
 DEFAULT_URL = "https://api.usaspending.gov"
 MAX_SPAN = 366  # upstream refuses (end - start).days > 366 (request_validations.py)
@@ -239,7 +239,7 @@ class BulkDownloads(Feed):
         """A download of named agencies with no row, where the previous window of the same scope had rows,
         is an error (agency names are exact-match filters: a name that stopped matching gives 0 rows, not
         an error): nothing is loaded, the chunk is not done, the watermark does not move."""
-        from warehouse import feeds
+        from awardwatch.warehouse import feeds
 
         for path in landed.paths:
             if self.settings.allow_empty or (landed.rows if landed.rows is not None else has_rows(path)):

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from flows.sources.http import Http, HttpError
-from flows.sources.usaspending import CONTRACT_TYPES, IDV_TYPES
+from awardwatch.flows.sources.http import Http, HttpError
+from awardwatch.flows.sources.usaspending import CONTRACT_TYPES, IDV_TYPES
 
 CENT = Decimal("0.01")
 

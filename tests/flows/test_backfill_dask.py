@@ -34,7 +34,7 @@ def tables(sql_at, wh) -> dict[str, list]:
 def test_a_dask_backfill_equals_a_serial_one(prefect_harness, cluster, tmp_path, monkeypatch, sql_at):
     from prefect_dask import DaskTaskRunner
 
-    from flows.backfill import backfill
+    from awardwatch.flows.backfill import backfill
 
     for name, value in {"AWARDWATCH_SAMPLE_ROWS": "400", "AWARDWATCH_TASK_RETRIES": "0"}.items():
         monkeypatch.setenv(name, value)

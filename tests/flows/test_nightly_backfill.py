@@ -9,9 +9,9 @@ from datetime import date
 import pytest
 import yaml
 
-from flows.sources import usaspending
-from warehouse import runs
-from schemas.errors import AwardwatchError
+from awardwatch.flows.sources import usaspending
+from awardwatch.warehouse import runs
+from awardwatch.schemas.errors import AwardwatchError
 from tests.paths import ROOT
 from tests.factories import row, write_csv
 from tests.servers.usaspending import FakeUSAspending
@@ -41,7 +41,7 @@ def changed_today(n: int, prefix: str = "70CMSD20C") -> list[dict]:
 
 
 def test_nightly_loads_advances_the_watermark_and_publishes(env, monkeypatch, sql_at):
-    from flows.nightly import nightly
+    from awardwatch.flows.nightly import nightly
 
     with FakeUSAspending(changed_today(5)) as api:
         monkeypatch.setenv("AWARDWATCH_USASPENDING_URL", api.url)
@@ -67,7 +67,7 @@ def test_a_first_nightly_logs_counts_makes_a_table_artifact_and_says_to_backfill
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, LogFilter, LogFilterFlowRunId
 
-    from flows.nightly import nightly
+    from awardwatch.flows.nightly import nightly
 
     with FakeUSAspending(changed_today(4)) as api:
         monkeypatch.setenv("AWARDWATCH_USASPENDING_URL", api.url)
@@ -97,7 +97,7 @@ def test_a_first_nightly_logs_counts_makes_a_table_artifact_and_says_to_backfill
 
 
 def test_failed_nightly_leaves_the_watermark_where_it_was(env, monkeypatch, sql_at):
-    from flows.nightly import nightly
+    from awardwatch.flows.nightly import nightly
 
     with FakeUSAspending(changed_today(3)) as api:
         monkeypatch.setenv("AWARDWATCH_USASPENDING_URL", api.url)
@@ -121,7 +121,7 @@ def months_of_rows() -> list[dict]:
 
 
 def test_interrupted_backfill_resumes_without_reloading_finished_chunks(env, monkeypatch, sql_at, tmp_path):
-    from flows.backfill import backfill
+    from awardwatch.flows.backfill import backfill
 
     real = usaspending.BulkDownloads.land
 
@@ -156,7 +156,7 @@ def test_ingest_flow_publishes_an_artifact(env, tmp_path, monkeypatch):
     from prefect.client.orchestration import get_client
 
     monkeypatch.setenv("AWARDWATCH_MAX_REJECTED", "1")
-    from flows.ingest import ingest_flow
+    from awardwatch.flows.ingest import ingest_flow
 
     f = write_csv(tmp_path / "a.csv", [row(), row(piid="BAD", action_date="x")])
     out = ingest_flow([str(f)], warehouse=str(tmp_path / "w.duckdb"))
@@ -197,8 +197,8 @@ def test_prefect_yaml_deployments_load_and_point_at_flows():
 
 
 def test_archive_full_backfill_then_nightly_delta_applies_corrections_and_deletions(env, monkeypatch, sql_at):
-    from flows.backfill import backfill
-    from flows.nightly import nightly
+    from awardwatch.flows.backfill import backfill
+    from awardwatch.flows.nightly import nightly
     from tests.servers.usaspending import write_archive_zip
 
     full = [row(piid=f"HSCEMD18C{i:05d}", amount="100.00", action_date="2018-01-15") for i in range(4)]
@@ -236,7 +236,7 @@ def test_archive_full_backfill_then_nightly_delta_applies_corrections_and_deleti
 
 
 def test_nightly_fpds_loads_pages_applies_deletions_and_advances_the_watermark(env, monkeypatch, sql_at):
-    from flows.nightly import nightly
+    from awardwatch.flows.nightly import nightly
     from tests.servers.fpds import FakeFPDS, Record
 
     today = runs.now().date()
@@ -258,7 +258,7 @@ def test_nightly_reconciles_before_publishing_and_says_what_differs(env, monkeyp
     """Issue 15.3: the nightly compares the agencies it loaded with USAspending's published totals
     (api_contracts/contracts/v2/search/spending_over_time.md, spending_by_transaction_count.md); a
     mismatch does not block the publish, but the run, the summary and the manifest carry it."""
-    from flows.nightly import nightly
+    from awardwatch.flows.nightly import nightly
     from tests.servers.usaspending_search import Plant
 
     plant = Plant("U.S. Immigration and Customs Enforcement", 2020, obligations=250.0)

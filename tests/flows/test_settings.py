@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from flows import settings as config
+from awardwatch.flows import settings as config
 from tests.factories import run_cli, row, write_csv
 
 BAD = {

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from warehouse import runs
-from flows.sources.usaspending import DownloadMismatch, EmptyDownload
+from awardwatch.warehouse import runs
+from awardwatch.flows.sources.usaspending import DownloadMismatch, EmptyDownload
 from tests.factories import row
 from tests.servers.usaspending import FakeUSAspending
 
@@ -32,7 +32,7 @@ def test_nightly_of_an_agency_that_suddenly_has_no_rows_fails_and_keeps_the_wate
     """The broker's dataactvalidator/config/agency_codes.csv names are exact-match filters (a wrong one gives 0 rows,
     no error). Rows modified today are read (filter_helpers.py: the request ends a day later); then a night with
     0 rows after a night with rows fails, and the watermark stays. A first poll's 404 (download_status.py) is absorbed."""
-    from flows.nightly import nightly
+    from awardwatch.flows.nightly import nightly
 
     today = runs.now().date()
     with FakeUSAspending([row(piid=f"15B10{i}", last_modified_date=f"{today} 06:00:00", **ATF) for i in range(3)]) as api:
@@ -50,7 +50,7 @@ def test_a_chunk_whose_rows_differ_from_total_rows_is_not_loaded_and_is_fetched_
     """api_contracts/contracts/v2/bulk_download/status.md total_rows: a chunk whose landed rows differ fails with both
     numbers, loads nothing and is not marked done; identical requests get the cached job (base_download_viewset.py)
     until data is loaded upstream, then the re-run fetches and loads it. The error is not retried by Prefect."""
-    from flows.backfill import backfill
+    from awardwatch.flows.backfill import backfill
 
     rows = [row(piid=f"15B1{m}{i}", action_date=f"2019-0{m}-1{i}", **ATF) for m in (1, 2) for i in range(2)]
     with FakeUSAspending(rows) as api:

@@ -15,7 +15,7 @@ from tests.factories import row, write_csv
 def cli(home: Path, *args: str, wait: bool = True, **env: str):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AWARDWATCH_")}
     environment.update(AWARDWATCH_HOME=str(home), **env)
-    command = [sys.executable, "-m", "flows.cli", *args]
+    command = [sys.executable, "-m", "awardwatch.flows.cli", *args]
     if not wait:
         return subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)

@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.core.failpoints import POINTS
-from flows.sources.sample import write_transactions
+from awardwatch.flows.core.failpoints import POINTS
+from awardwatch.flows.sources.sample import write_transactions
 
 CONTENT = """
 SELECT count(*), count(DISTINCT contract_transaction_unique_key), sum(federal_action_obligation),
@@ -33,7 +33,7 @@ def feed(tmp_path_factory) -> list[Path]:
 def ingest(home: Path, files: list[Path], **env: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AWARDWATCH_")}
     environment.update(AWARDWATCH_HOME=str(home), **env)
-    return subprocess.run([sys.executable, "-m", "flows.cli", "ingest", *map(str, files)], env=environment,
+    return subprocess.run([sys.executable, "-m", "awardwatch.flows.cli", "ingest", *map(str, files)], env=environment,
                           capture_output=True, text=True, timeout=300)
 
 

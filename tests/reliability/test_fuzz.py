@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from schemas.layouts import current_columns
+from awardwatch.schemas.layouts import current_columns
 from tests.factories import row, run_cli, write_csv
 
 SEED = 18

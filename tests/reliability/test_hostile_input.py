@@ -11,10 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.core.ingest import ingest
-from flows.sources.http import Http, HttpError
-from schemas.errors import InputError
-from schemas.layouts import current_columns
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows.sources.http import Http, HttpError
+from awardwatch.schemas.errors import InputError
+from awardwatch.schemas.layouts import current_columns
 from tests.factories import row, write_csv, write_zip
 
 CONTENT = "SELECT count(*), sum(federal_action_obligation), sum(hash(contract_transaction_unique_key, row_hash)) FROM transactions"

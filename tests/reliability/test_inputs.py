@@ -17,14 +17,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.cli import commands as cli
-from flows.core.ingest import ingest
-from flows.sources.files import MAX_ZIP_DEPTH
-from flows.sources.http import Http, HttpError, PermanentHttpError
-from flows.tasks import worth_retrying
-from schemas.errors import InputError, PermanentError, WarehouseError
+from awardwatch.flows.cli import commands as cli
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows.sources.files import MAX_ZIP_DEPTH
+from awardwatch.flows.sources.http import Http, HttpError, PermanentHttpError
+from awardwatch.flows.tasks import worth_retrying
+from awardwatch.schemas.errors import InputError, PermanentError, WarehouseError
 from tests.factories import row, run_cli, write_csv
-from warehouse import db
+from awardwatch.warehouse import db
 
 
 def rows(n: int, prefix: str = "P") -> list[dict]:
@@ -134,7 +134,7 @@ def test_a_bad_name_inside_a_folder_is_one_line(capsys, monkeypatch, tmp_path):
 def test_a_full_disk_says_disk_full_with_the_folder_and_the_space(capsys, monkeypatch, tmp_path):
     import duckdb as d
 
-    from flows.core import ingest as loading
+    from awardwatch.flows.core import ingest as loading
 
     def full(*args, **kwargs):
         raise d.OutOfMemoryException('Out of Memory Error: could not write file "x": No space left on device')
@@ -239,7 +239,7 @@ def test_prefect_does_not_retry_a_permanent_error():
 
 
 def test_prefect_errors_stay_off_the_terminal():
-    from flows.tasks import _QuietConsole
+    from awardwatch.flows.tasks import _QuietConsole
 
     quiet = _QuietConsole()
     record = logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, "Task run failed", None, None)
@@ -252,7 +252,7 @@ def test_sigterm_ends_a_run_promptly_and_marks_it_interrupted(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWARDWATCH_")}
     env.update(AWARDWATCH_HOME=str(tmp_path), AWARDWATCH_PAUSE_AT="before-commit", AWARDWATCH_PAUSE_SECONDS="60")
     f = write_csv(tmp_path / "a.csv", rows(2))
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "ingest", str(f), "--no-publish"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "awardwatch.flows.cli", "ingest", str(f), "--no-publish"], env=env,
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     assert proc.stderr.readline().strip() == "paused at before-commit"
     started = time.monotonic()

@@ -8,14 +8,14 @@ from pathlib import Path
 import boto3
 import pytest
 
-from flows.core.ingest import ingest
-from flows.core.publish import publish
-from schemas.errors import AwardwatchError
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows.core.publish import publish
+from awardwatch.schemas.errors import AwardwatchError
 from tests.factories import row, write_csv
 from tests.reliability.proxy import FaultProxy
-from warehouse import snapshots
-from warehouse.query import query_snapshot
-from warehouse.store import S3Store
+from awardwatch.warehouse import snapshots
+from awardwatch.warehouse.query import query_snapshot
+from awardwatch.warehouse.store import S3Store
 
 
 @pytest.fixture

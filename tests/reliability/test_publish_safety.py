@@ -14,12 +14,12 @@ import boto3
 import duckdb
 import pytest
 
-from flows.core.ingest import ingest
-from flows.core.publish import publish
-from schemas.errors import AwardwatchError
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows.core.publish import publish
+from awardwatch.schemas.errors import AwardwatchError
 from tests.factories import row, write_csv
-from warehouse import snapshots
-from warehouse.store import LocalStore, S3Store
+from awardwatch.warehouse import snapshots
+from awardwatch.warehouse.store import LocalStore, S3Store
 
 
 def rows(n: int = 10, amount: str = "10.00") -> list[dict]:
@@ -58,7 +58,7 @@ def test_an_existing_file_that_is_not_duckdb_is_refused_and_nothing_published(tm
 def test_duckdb_opening_a_data_file_in_memory_is_caught_even_without_the_header_check(tmp_path, monkeypatch, suffix):
     """DuckDB opens an existing CSV/Parquet/JSON path as an in-memory database (every row would be lost):
     the database it opened is checked too, not only the file's header."""
-    from warehouse import db
+    from awardwatch.warehouse import db
 
     target = tmp_path / f"warehouse.{suffix}"
     (_write_parquet(target) if suffix == "parquet" else target.write_text("a,b\n1,2\n" if suffix == "csv" else '{"a": 1}\n'))
@@ -152,7 +152,7 @@ def test_store_keys_cannot_leave_the_store(tmp_path, s3, key):
 def _cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AWARDWATCH_")}
     environment.update(AWARDWATCH_HOME=str(home), **env)
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], env=environment, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "awardwatch.flows.cli", *args], env=environment, capture_output=True, text=True, timeout=120)
 
 
 def test_a_run_killed_between_a_commit_and_the_company_refresh_is_not_published(tmp_path):

@@ -13,13 +13,13 @@ import boto3
 import duckdb
 import pytest
 
-from flows.core.ingest import ingest
-from flows.core.publish import publish
-from schemas.errors import AwardwatchError
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows.core.publish import publish
+from awardwatch.schemas.errors import AwardwatchError
 from tests.factories import row, write_csv
-from warehouse import snapshots
-from warehouse.query import QueryError, query_snapshot, query_warehouse
-from warehouse.store import open_store
+from awardwatch.warehouse import snapshots
+from awardwatch.warehouse.query import QueryError, query_snapshot, query_warehouse
+from awardwatch.warehouse.store import open_store
 
 KEY_ID, SECRET, TOKEN = "AKIASANDBOX0001", "sandbox-secret-9d1f4c", "sandbox-token-77ab"
 COUNT = "SELECT count(*), sum(federal_action_obligation) FROM transactions"

@@ -16,7 +16,7 @@ SECRET = "planted-secret-7f3a9c1e"
 
 
 def run(home: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run([sys.executable, "-m", "awardwatch.flows.cli", *args], env=env, capture_output=True, text=True, timeout=180)
 
 
 def test_a_planted_secret_is_written_nowhere(tmp_path, moto_server):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from schemas import agencies as registry
-from schemas.agencies import AgencyRef, agency_ref, find, resolve, suggestions
-from schemas.errors import InputError
+from awardwatch.schemas import agencies as registry
+from awardwatch.schemas.agencies import AgencyRef, agency_ref, find, resolve, suggestions
+from awardwatch.schemas.errors import InputError
 
 
 @pytest.mark.parametrize("text, abbreviation", [

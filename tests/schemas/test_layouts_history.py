@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.core.ingest import ingest
-from schemas.layouts import RETIRED, current_columns, detect, versions
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.schemas.layouts import RETIRED, current_columns, detect, versions
 from tests.paths import SHARED
 from tests.factories import row
 

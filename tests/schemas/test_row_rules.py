@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.core.ingest import ingest
-from schemas.layouts import legacy_2018_columns
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.schemas.layouts import legacy_2018_columns
 from tests.factories import row, write_csv
 
 LEGACY_2018 = [*legacy_2018_columns(), "fiscal_year"]  # the 2018 files end with fiscal_year (259 fields)

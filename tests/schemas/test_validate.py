@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal, assert_series_equal
 
-from schemas.layouts import current_columns
-from schemas.names import OVERFLOW, ROW
-from schemas.validate import FIELDS, REASONS, field_counts, structure_reasons, value_reasons
+from awardwatch.schemas.layouts import current_columns
+from awardwatch.schemas.names import OVERFLOW, ROW
+from awardwatch.schemas.validate import FIELDS, REASONS, field_counts, structure_reasons, value_reasons
 from tests.factories import row
 
 NOT_UTF8 = "bytes that are not UTF-8 (shown as \ufffd)"

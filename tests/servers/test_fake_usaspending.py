@@ -11,7 +11,7 @@ import zipfile
 import httpx
 import pytest
 
-from schemas.layouts import current_columns
+from awardwatch.schemas.layouts import current_columns
 from tests.factories import row
 from tests.servers.usaspending import FakeUSAspending, write_archive_zip
 

@@ -11,12 +11,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal, assert_series_equal
 
-from schemas.layouts import DELTA, LINEAGE, RENAMES, current_columns, detect, legacy_2018_columns
-from schemas.names import AWARD_KEY, KEY, OVERFLOW, ROW
-from schemas.validate import REASONS
+from awardwatch.schemas.layouts import DELTA, LINEAGE, RENAMES, current_columns, detect, legacy_2018_columns
+from awardwatch.schemas.names import AWARD_KEY, KEY, OVERFLOW, ROW
+from awardwatch.schemas.validate import REASONS
 from tests.factories import row
-from transforms.batch import reason_kinds, split_batch, split_deletions
-from transforms.transactions import MONEY, with_row_hash
+from awardwatch.transforms.batch import reason_kinds, split_batch, split_deletions
+from awardwatch.transforms.transactions import MONEY, with_row_hash
 
 CURRENT = list(current_columns())
 LEGACY = [*legacy_2018_columns(), "fiscal_year"]  # the 2018 files end with fiscal_year

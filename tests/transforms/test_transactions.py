@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from schemas.layouts import current_columns
-from transforms import transactions as T
+from awardwatch.schemas.layouts import current_columns
+from awardwatch.transforms import transactions as T
 
 
 def frame(**values) -> pl.LazyFrame:
@@ -74,7 +74,7 @@ def test_row_hash_changes_with_content_only():
 def test_canonical_types_are_checked_against_the_schema():
     import pandera.errors
 
-    from schemas.transaction import check_canonical
+    from awardwatch.schemas.transaction import check_canonical
 
     typed = T.canonical(frame(award_id_piid=[]))
     # distinct input schemas, as the check runs once per input schema in a process

@@ -8,10 +8,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.core.ingest import ingest
+from awardwatch.flows.core.ingest import ingest
 from tests.factories import row, write_csv
-from warehouse import companies, db
-from warehouse.companies import METHODS, ReferenceDataError
+from awardwatch.warehouse import companies, db
+from awardwatch.warehouse.companies import METHODS, ReferenceDataError
 
 
 def load_and_resolve(tmp_path: Path, warehouse: Path, rows: list[dict], **kw) -> duckdb.DuckDBPyConnection:
@@ -253,7 +253,7 @@ def test_shipped_reference_csvs_load_and_cover_the_watched_contractors(tmp_path)
 
 
 def test_mart_totals_equal_a_direct_sum_over_transactions(tmp_path, warehouse):
-    from flows.sources import sample
+    from awardwatch.flows.sources import sample
 
     feed = sample.write_transactions(tmp_path / "feed.csv", 600, seed=11)
     ingest([feed], warehouse=warehouse)
@@ -276,7 +276,7 @@ def test_mart_totals_equal_a_direct_sum_over_transactions(tmp_path, warehouse):
 
 def test_sample_feed_families_resolve_across_subsidiaries_renames_and_spellings(tmp_path, warehouse):
     """The demo feed: current and 2018 layouts, parents missing on some older awards, DUNS-only rows."""
-    from flows.core.demo import write_demo_feed
+    from awardwatch.flows.core.demo import write_demo_feed
 
     ingest(write_demo_feed(tmp_path / "feed", 1500, 2018), warehouse=warehouse, max_rejected_share=1)
     con = db.connect(warehouse)

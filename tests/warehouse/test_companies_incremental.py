@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.core import ingest as job
-from flows.core.ingest import ingest
-from schemas.layouts import current_columns
+from awardwatch.flows.core import ingest as job
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.schemas.layouts import current_columns
 from tests.factories import row, write_csv
-from warehouse import companies, db
+from awardwatch.warehouse import companies, db
 
 # what resolution and the mart write, and the resolver's counts, each table in full (lists of rows, sorted)
 TABLES = {

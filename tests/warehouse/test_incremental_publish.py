@@ -11,13 +11,13 @@ import boto3
 import duckdb
 import pytest
 
-from flows.core.ingest import ingest
-from flows.core.publish import publish
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows.core.publish import publish
 from tests.factories import row, write_csv
-from warehouse import db, snapshots
-from warehouse.changes import snapshot_changes
-from warehouse.query import query_snapshot, query_warehouse
-from warehouse.store import LocalStore, S3Store, open_store
+from awardwatch.warehouse import db, snapshots
+from awardwatch.warehouse.changes import snapshot_changes
+from awardwatch.warehouse.query import query_snapshot, query_warehouse
+from awardwatch.warehouse.store import LocalStore, S3Store, open_store
 
 TX = "transactions/fiscal_year={}/part-0.parquet"
 CHECKS = ["SELECT * FROM transactions ORDER BY contract_transaction_unique_key",

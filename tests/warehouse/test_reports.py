@@ -12,21 +12,21 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from flows.cli.reports import changes_command, report_app
-from flows.core.changes import changes_markdown, load_watchlist, publish_changes, write_changes_markdown
-from flows.core.ingest import ingest
-from flows.core.publish import publish
-from schemas.agencies import AgencyRef, agency_ref
-from schemas.errors import InputError
-from schemas.watchlist import Watchlist
+from awardwatch.flows.cli.reports import changes_command, report_app
+from awardwatch.flows.core.changes import changes_markdown, load_watchlist, publish_changes, write_changes_markdown
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows.core.publish import publish
+from awardwatch.schemas.agencies import AgencyRef, agency_ref
+from awardwatch.schemas.errors import InputError
+from awardwatch.schemas.watchlist import Watchlist
 from tests.paths import ROOT
 from tests.factories import row, write_csv
-from warehouse import companies, db
-from warehouse import reports
-from warehouse.changes import snapshot_changes
-from warehouse.reports import ReportError
-from warehouse.snapshots import connect_snapshot
-from warehouse.store import open_store
+from awardwatch.warehouse import companies, db
+from awardwatch.warehouse import reports
+from awardwatch.warehouse.changes import snapshot_changes
+from awardwatch.warehouse.reports import ReportError
+from awardwatch.warehouse.snapshots import connect_snapshot
+from awardwatch.warehouse.store import open_store
 
 D = Decimal
 NOT_TECH = {"product_or_service_code": "S206", "naics_code": "561210"}

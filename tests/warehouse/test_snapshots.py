@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.core.ingest import ingest
-from flows.core.publish import publish
-from schemas.errors import AwardwatchError
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows.core.publish import publish
+from awardwatch.schemas.errors import AwardwatchError
 from tests.factories import row, write_csv
-from warehouse import snapshots
-from warehouse.query import query_snapshot, query_warehouse
-from warehouse.store import LocalStore, S3Store, open_store
+from awardwatch.warehouse import snapshots
+from awardwatch.warehouse.query import query_snapshot, query_warehouse
+from awardwatch.warehouse.store import LocalStore, S3Store, open_store
 
 SUMS = "SELECT fiscal_year, count(*), sum(federal_action_obligation) FROM transactions GROUP BY 1 ORDER BY 1"
 AWARDS = "SELECT contract_award_unique_key, total_obligated_amount, number_of_transactions FROM awards ORDER BY 1"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from schemas.errors import AwardwatchError
+from awardwatch.schemas.errors import AwardwatchError
 
 DATA = Path(__file__).parent
 

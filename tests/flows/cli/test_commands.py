@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from flows.cli import commands as cli
+from awardwatch.flows.cli import commands as cli
 from tests.factories import row, write_csv
 from tests.factories import run_cli as run
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli.html import POSITIVE, RESOLD, agency_html, company_html, money, money_full, money_tick, ticks
-from flows.core.ingest import ingest
+from awardwatch.flows.cli.html import POSITIVE, RESOLD, agency_html, company_html, money, money_full, money_tick, ticks
+from awardwatch.flows.core.ingest import ingest
 from tests.factories import row, run_cli, write_csv
 from tests.flows.cli.test_html_layout import CHROMIUM, chromium
-from warehouse import reports
+from awardwatch.warehouse import reports
 
 NASTY = '<script>alert("x")</script> & "QUOTES" LLC'
 

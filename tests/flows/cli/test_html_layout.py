@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.core.ingest import ingest
-from flows.cli.html import company_html
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows.cli.html import company_html
 from tests.factories import row, write_csv
-from warehouse import reports
+from awardwatch.warehouse import reports
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 SHOTS = Path("/tmp/report-shots")

@@ -20,7 +20,7 @@ HEAVY = ("polars", "duckdb", "prefect", "pydantic_settings", "httpx")
 def awardwatch(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
     """Runs the CLI with ``-X importtime``: (the process, the top-level packages it imported)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWARDWATCH_")} | {"AWARDWATCH_HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "flows.cli", *args], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "awardwatch.flows.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=100)
     lines = proc.stderr.splitlines()
     imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines if line.startswith("import time:")}
@@ -32,7 +32,7 @@ def awardwatch(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, set[s
 def test_help_imports_no_heavy_module(tmp_path, args):
     proc, imported = awardwatch(tmp_path, *args)
     assert proc.returncode == 0, proc.stderr
-    assert "Usage" in proc.stdout and "flows" in imported  # importtime was read
+    assert "Usage" in proc.stdout and "awardwatch" in imported  # importtime was read
     assert not imported & set(HEAVY), f"`awardwatch {' '.join(args)}` imported {sorted(imported & set(HEAVY))}"
 
 

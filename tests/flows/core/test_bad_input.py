@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.core.ingest import ingest
-from schemas.errors import InputError
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.schemas.errors import InputError
 from tests.factories import row, write_csv, write_zip
 
 
@@ -100,7 +100,7 @@ def test_nul_byte_in_a_value_is_quarantined(tmp_path, warehouse, sql):
 
 @pytest.mark.parametrize("offset", range(6))
 def test_suspect_bytes_are_found_across_read_chunks(tmp_path, offset):
-    from flows.sources.files import has_suspect_bytes
+    from awardwatch.flows.sources.files import has_suspect_bytes
 
     f = tmp_path / "a.csv"
     f.write_bytes(b"x" * (6 + offset) + "\ufffd".encode() + b"y" * 9)  # the 3-byte marker at every place around a chunk edge
@@ -112,7 +112,7 @@ def test_suspect_bytes_are_found_across_read_chunks(tmp_path, offset):
 
 
 def test_missing_required_column_refuses_the_file(tmp_path, warehouse, sql):
-    from schemas.layouts import current_columns
+    from awardwatch.schemas.layouts import current_columns
 
     columns = [c for c in current_columns() if c != "action_date"]
     f = write_csv(tmp_path / "a.csv", [row()], columns=columns)
@@ -121,14 +121,14 @@ def test_missing_required_column_refuses_the_file(tmp_path, warehouse, sql):
 
 
 def test_header_repeating_a_column_refuses_the_file(tmp_path, warehouse):
-    from schemas.layouts import current_columns
+    from awardwatch.schemas.layouts import current_columns
 
     f = write_csv(tmp_path / "a.csv", [row()], columns=[*current_columns(), "naics_code"])
     refused(f, warehouse, r"header repeats column\(s\) naics_code")
 
 
 def test_extra_columns_are_tolerated_and_recorded(tmp_path, warehouse, sql):
-    from schemas.layouts import current_columns
+    from awardwatch.schemas.layouts import current_columns
 
     f = write_csv(tmp_path / "a.csv", [row()], columns=[*current_columns(), "brand_new_column"])
     result = load(f, warehouse)

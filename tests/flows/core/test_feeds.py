@@ -1,4 +1,4 @@
-"""flows.core.feeds: one loop for nightly and backfill over the registered feeds, on one connection, without Prefect."""
+"""awardwatch.flows.core.feeds: one loop for nightly and backfill over the registered feeds, on one connection, without Prefect."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from datetime import date
 
 import pytest
 
-from flows import settings as config
-from flows import sources
-from flows.core import connect
-from flows.core.feeds import run_feeds
-from flows.core.jobs import check_job
-from flows.core.ingest import ingest
-from flows.sources.base import BACKFILL, NIGHTLY
-from flows.sources.sample import write_transactions
-from schemas.errors import UsageError
+from awardwatch.flows import settings as config
+from awardwatch.flows import sources
+from awardwatch.flows.core import connect
+from awardwatch.flows.core.feeds import run_feeds
+from awardwatch.flows.core.jobs import check_job
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows.sources.base import BACKFILL, NIGHTLY
+from awardwatch.flows.sources.sample import write_transactions
+from awardwatch.schemas.errors import UsageError
 
 TABLES = ("transactions", "awards", "recipients", "brand_mentions", "company_agency_fiscal_year")
 
@@ -56,8 +56,8 @@ TOY = '''
     from datetime import date
     from pathlib import Path
 
-    from flows.sources.base import NIGHTLY, Feed, Landed, Scope, Window
-    from flows.sources.sample import write_transactions
+    from awardwatch.flows.sources.base import NIGHTLY, Feed, Landed, Scope, Window
+    from awardwatch.flows.sources.sample import write_transactions
 
 
     class ToyFeed(Feed):
@@ -99,9 +99,9 @@ def test_bad_job_arguments_are_one_line_usage_errors(mode, names, agencies, star
 
 
 def test_a_job_stopped_before_its_company_refresh_is_not_published(tmp_path):
-    from flows.core import ingest as loading
-    from flows.core.publish import publish
-    from warehouse.snapshots import UnfinishedRun
+    from awardwatch.flows.core import ingest as loading
+    from awardwatch.flows.core.publish import publish
+    from awardwatch.warehouse.snapshots import UnfinishedRun
 
     s = config.load({}).but(warehouse=tmp_path / "w.duckdb")
     path = write_transactions(tmp_path / "a.csv", 100, seed=1, start=date(2018, 1, 1), end=date(2018, 1, 31))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.core.ingest import ingest
-from schemas.errors import InputError
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.schemas.errors import InputError
 from tests.factories import row, write_csv, write_zip
 
 
@@ -91,8 +91,8 @@ def test_run_counts_reconcile_and_are_recorded(tmp_path, warehouse, sql):
 
 
 def test_a_broken_invariant_fails_the_run(tmp_path, warehouse, sql, monkeypatch):
-    from flows.core.ingest import InvariantError
-    from warehouse import invariants
+    from awardwatch.flows.core.ingest import InvariantError
+    from awardwatch.warehouse import invariants
 
     monkeypatch.setattr(invariants, "AWARD_MISMATCHES", "SELECT 1")
     with pytest.raises(InvariantError, match="broke invariant\\(s\\) award_sums_match"):
@@ -150,7 +150,7 @@ def test_too_many_rejected_rows_fail_the_run_and_load_nothing(tmp_path, warehous
 
 
 def test_per_fiscal_year_sums_match_an_independent_sum(tmp_path, warehouse, sql):
-    from flows.sources.sample import write_transactions
+    from awardwatch.flows.sources.sample import write_transactions
 
     f = write_transactions(tmp_path / "s.csv", 3000, seed=7)
     expected: dict[int, Decimal] = defaultdict(Decimal)

@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 from typer.testing import CliRunner
 
-from flows.core.ingest import ingest
-from flows import settings as config
-from flows.core.reconcile import reconcile
-from flows.sources.usaspending_totals import cents
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows import settings as config
+from awardwatch.flows.core.reconcile import reconcile
+from awardwatch.flows.sources.usaspending_totals import cents
 from tests.factories import row, write_csv
 from tests.servers.usaspending import FakeUSAspending
 from tests.servers.usaspending_search import Plant
@@ -81,7 +81,7 @@ def test_planted_obligation_and_count_differences_are_flagged_and_nothing_else(e
     s, api = env
     api.search_plants += [Plant(ICE, 2018, obligations=0.01), Plant(CBP, 2018, transactions=1)]
     first = reconcile(s)
-    result = CliRunner().invoke(__import__("flows.cli", fromlist=["app"]).app, ["reconcile", "--warehouse", str(s.warehouse), "--format", "json"],
+    result = CliRunner().invoke(__import__("awardwatch.flows.cli", fromlist=["app"]).app, ["reconcile", "--warehouse", str(s.warehouse), "--format", "json"],
                                 env={"AWARDWATCH_USASPENDING_URL": api.url, "AWARDWATCH_AGENCIES": "ICE,CBP", "AWARDWATCH_HTTP_ATTEMPTS": "1"})
     assert result.exit_code == 1
     out = json.loads(result.stdout)
@@ -114,7 +114,7 @@ def test_repair_heals_a_row_modified_upstream_and_reports_a_difference_that_stay
     downloads = [b["filters"] for m, p, b in api.requests if p.startswith("/api/v2/bulk_download/awards")]
     assert [(f["date_type"], f["date_range"]["start_date"], f["agencies"][0]["name"]) for f in downloads] == [
         ("action_date", "2017-10-01", ICE), ("action_date", "2017-10-01", CBP)]
-    from flows.core.reconcile import repair_lines
+    from awardwatch.flows.core.reconcile import repair_lines
 
     lines = repair_lines(result)
     assert lines[0].startswith("repaired 7012 FY2018") and "updated 1" in lines[0]
@@ -124,7 +124,7 @@ def test_repair_heals_a_row_modified_upstream_and_reports_a_difference_that_stay
         ("recheck", "7012", "match", True), ("recheck", "7014", "mismatch", True)]
     assert sql_at(s.warehouse, "SELECT federal_action_obligation FROM transactions WHERE award_id_piid = '70CMSD18C0002'") == [(Decimal("900.20"),)]
     # status reports the latest reconciliation's remaining mismatch, and only it
-    from flows.core.reconcile import status
+    from awardwatch.flows.core.reconcile import status
 
     problems = [p for p in status(s, online=False).problems if p.kind == "reconciliation"]
     assert len(problems) == 1 and "7014" in problems[0].message and "after a repair" in problems[0].message

@@ -7,14 +7,14 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from flows.core.ingest import ingest
-from flows import settings as config
-from flows.core.reconcile import status
-from schemas.errors import AwardwatchError
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows import settings as config
+from awardwatch.flows.core.reconcile import status
+from awardwatch.schemas.errors import AwardwatchError
 from tests.factories import row, write_csv
 from tests.servers.usaspending import FakeUSAspending, write_archive_zip
-from warehouse import db, feeds
-from warehouse import reconcile as sql
+from awardwatch.warehouse import db, feeds
+from awardwatch.warehouse import reconcile as sql
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from flows import settings as config
-from flows.sources.base import NIGHTLY, Window
-from flows.sources.fpds import AtomFeed
-from schemas import agencies as registry
-from flows.core.ingest import ingest
-from flows.sources import fpds
-from flows.sources.http import Http
-from schemas.errors import InputError
+from awardwatch.flows import settings as config
+from awardwatch.flows.sources.base import NIGHTLY, Window
+from awardwatch.flows.sources.fpds import AtomFeed
+from awardwatch.schemas import agencies as registry
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows.sources import fpds
+from awardwatch.flows.sources.http import Http
+from awardwatch.schemas.errors import InputError
 from tests.paths import SHARED
 from tests.factories import row, write_csv
 from tests.servers.fpds import FakeFPDS, Record

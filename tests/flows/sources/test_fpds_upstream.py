@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from flows import settings as config
-from flows.sources.base import NIGHTLY, Window
-from flows.sources.fpds import AtomFeed
-from schemas import agencies as registry
-from flows.core.ingest import ingest
-from flows.sources import fpds
-from flows.sources.fpds_xml import COUNTRY_CODE_MAP, build_query, parse_page
+from awardwatch.flows import settings as config
+from awardwatch.flows.sources.base import NIGHTLY, Window
+from awardwatch.flows.sources.fpds import AtomFeed
+from awardwatch.schemas import agencies as registry
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.flows.sources import fpds
+from awardwatch.flows.sources.fpds_xml import COUNTRY_CODE_MAP, build_query, parse_page
 from tests.paths import SHARED
 from tests.servers.fpds import FakeFPDS, Record
 

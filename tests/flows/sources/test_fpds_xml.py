@@ -9,7 +9,7 @@ import pytest
 
 from tests.paths import SHARED
 
-from flows.sources.fpds_xml import (
+from awardwatch.flows.sources.fpds_xml import (
     FeedError,
     FeedPage,
     announced_total,
@@ -18,8 +18,8 @@ from flows.sources.fpds_xml import (
     parse_deleted_page,
     parse_page,
 )
-from schemas.errors import InputError
-from schemas.layouts import current_columns
+from awardwatch.schemas.errors import InputError
+from awardwatch.schemas.layouts import current_columns
 
 SAMPLES = SHARED / "samples" / "fpds_atom"
 GSA_PAGE = "fpds_pkg_full_response_gsa4740_page.xml"

@@ -6,11 +6,11 @@ from datetime import date
 
 import pytest
 
-from flows.sources import usaspending
-from flows.sources.base import months
-from flows.sources.http import Http, HttpError
-from flows.sources.usaspending import BulkDownload
-from schemas import agencies as registry
+from awardwatch.flows.sources import usaspending
+from awardwatch.flows.sources.base import months
+from awardwatch.flows.sources.http import Http, HttpError
+from awardwatch.flows.sources.usaspending import BulkDownload
+from awardwatch.schemas import agencies as registry
 from tests.factories import row
 from tests.servers.usaspending import FakeUSAspending
 

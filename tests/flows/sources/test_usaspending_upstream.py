@@ -15,19 +15,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.core.ingest import ingest
-from transforms.batch import _deletion_date
-from flows.settings import Settings
-from flows.sources import archive, usaspending
-from flows.sources.base import BACKFILL, Landed, Scope, Window
-from flows.sources.http import Http, PermanentHttpError
-from flows.sources.usaspending import BulkDownload, DownloadMismatch, EmptyDownload
-from schemas.errors import InputError
-from schemas import agencies as registry
+from awardwatch.flows.core.ingest import ingest
+from awardwatch.transforms.batch import _deletion_date
+from awardwatch.flows.settings import Settings
+from awardwatch.flows.sources import archive, usaspending
+from awardwatch.flows.sources.base import BACKFILL, Landed, Scope, Window
+from awardwatch.flows.sources.http import Http, PermanentHttpError
+from awardwatch.flows.sources.usaspending import BulkDownload, DownloadMismatch, EmptyDownload
+from awardwatch.schemas.errors import InputError
+from awardwatch.schemas import agencies as registry
 from tests.paths import ROOT
 from tests.factories import row
 from tests.servers.usaspending import FakeUSAspending, deletion_row, write_archive_zip, zip_bytes
-from warehouse import db, feeds
+from awardwatch.warehouse import db, feeds
 
 pytestmark = pytest.mark.timeout(30)
 SUBSET = ROOT.parent / "shared" / "reference" / "agency_codes_subset.csv"
