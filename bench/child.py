@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 BACKFILL_SEED = 2018  # chunk i's seed: BACKFILL_SEED + its first day's toordinal()
+WARMUP_ROWS = 200  # rows of the chunk each Dask worker stages before the map stage is timed
 BACKFILL_MONTHS = [(date(2018, m, 1), date(2018 + m // 12, m % 12 + 1, 1) - timedelta(days=1)) for m in range(1, 13)]
 
 
@@ -156,30 +157,129 @@ def _chunk(result, i: int, timed: dict | None = None) -> dict:
             "counts": as_dict(result.counts), "stages": dict(result.stages)} | (timed or {})
 
 
-def backfill(p: dict) -> dict:
-    """12 monthly chunks of 2018 (``rows`` each) landed and loaded into one new warehouse by the backfill job
-    (``flows.core.feeds.run_feeds`` over the ``sample`` feed: each chunk's map stage overlaps the merge before it)."""
+def _backfill_settings(p: dict, home: Path):
+    """The settings of the bench's backfills: the ``sample`` feed, ``rows`` per chunk, everything under ``home``."""
     from awardwatch.flows import settings
+
+    home.mkdir(parents=True, exist_ok=True)
+    return settings.load({"AWARDWATCH_HOME": str(home)}).but(
+        warehouse=home / "w.duckdb", sample_rows=p["rows"], sample_seed=BACKFILL_SEED, batch_rows=p.get("batch_rows"))
+
+
+def _run_backfill(p: dict, home: Path, path: str, stage=None) -> dict:
+    """The backfill job, ``flows.core.feeds.run_feeds`` over the ``sample`` feed's 12 months of 2018, into a new
+    warehouse under ``home``; ``stage``: its Stager (default: ``run_feeds``'s own, the map stage in this process)."""
     from awardwatch.flows.core import connect
     from awardwatch.flows.core.feeds import run_feeds
 
-    work, rows, batch_rows = Path(p["workdir"]) / "run-feeds", p["rows"], p.get("batch_rows")
     _memory_limit(p.get("memory_limit"))
-    work.mkdir(parents=True, exist_ok=True)
-    s = settings.load({"AWARDWATCH_HOME": str(work)}).but(
-        warehouse=work / "w.duckdb", sample_rows=rows, sample_seed=BACKFILL_SEED, batch_rows=batch_rows)
+    s = _backfill_settings(p, home)
+    options = {} if stage is None else {"stage": stage}
     t0, c0 = time.perf_counter(), time.process_time()
     con = connect(s)
     try:
-        job = run_feeds(con, s, "backfill", ["sample"], start=BACKFILL_MONTHS[0][0], end=BACKFILL_MONTHS[-1][1])
+        start, end = BACKFILL_MONTHS[0][0], BACKFILL_MONTHS[-1][1]
+        job = run_feeds(con, s, "backfill", ["sample"], start=start, end=end, **options)
     finally:
         con.close()
     t1, c1 = time.perf_counter(), time.process_time()
-    warehouse = work / "w.duckdb"
-    return {"backfill_path": "run_feeds", "fallback_reason": None, "seconds": t1 - t0, "cpu_seconds": c1 - c0,
-            "rows_per_chunk": rows, "batch_rows": batch_rows, "memory_limit": p.get("memory_limit"),
+    warehouse = s.warehouse
+    return {"backfill_path": path, "fallback_reason": None, "seconds": t1 - t0, "cpu_seconds": c1 - c0,
+            "rows_per_chunk": p["rows"], "batch_rows": p.get("batch_rows"), "memory_limit": p.get("memory_limit"),
             "chunks": [_chunk(result, i) for i, result in enumerate(job.results)], "peak_kib": _hwm_kib(),
             "warehouse_bytes": warehouse.stat().st_size, "tables": _warehouse_counts(warehouse)}
+
+
+def backfill(p: dict) -> dict:
+    """12 monthly chunks of 2018 (``rows`` each) landed and loaded into one new warehouse by the backfill job
+    (``flows.core.feeds.run_feeds`` over the ``sample`` feed: each chunk's map stage overlaps the merge before it)."""
+    return _run_backfill(p, Path(p["workdir"]) / "run-feeds", "run_feeds")
+
+
+def _import(module: str) -> None:
+    """On a Dask worker: imports ``module`` (returns nothing: a module cannot travel back)."""
+    import importlib
+
+    importlib.import_module(module)
+
+
+def _worker_status() -> dict:
+    """On a Dask worker: its pid, CPU seconds (all threads) and VmHWM in KiB."""
+    return {"pid": os.getpid(), "cpu": time.process_time(), "hwm_kib": _hwm_kib()}
+
+
+def dask_map(p: dict) -> dict:
+    """The map stage of the backfill's 12 chunks (``flows.core.feeds.stage_now``: land, read, validate, transform,
+    write staged Parquet) on a local Dask cluster of ``workers`` worker processes (``flows.tasks.local_cluster``,
+    the one ``awardwatch backfill --workers N`` starts), all 12 submitted at once. The chunks, pickled, are left in
+    ``home/chunks.pkl`` for ``dask-merge``, their staged Parquet under ``home/staged``."""
+    import pickle
+
+    from distributed import Client, get_task_stream
+
+    from awardwatch.flows.core.feeds import stage_now
+    from awardwatch.flows.core.jobs import check_job
+    from awardwatch.flows.sources import feed
+    from awardwatch.flows.sources.base import BACKFILL, Window
+    from awardwatch.flows.tasks import local_cluster
+
+    home, workers = Path(p["home"]), p["workers"]
+    s = _backfill_settings(p, home)
+    start, end = BACKFILL_MONTHS[0][0], BACKFILL_MONTHS[-1][1]
+    f = feed("sample", s)
+    scope = f.scopes(check_job(s, BACKFILL, ["sample"], None, start, end))[0]
+    windows = f.backfill_windows(start, end)
+    into = home / "staged"  # a local folder every local worker reaches (AWARDWATCH_STAGING_URL on a real cluster)
+    t0 = time.perf_counter()
+    with local_cluster(workers) as address, Client(address) as client:
+        client.wait_for_workers(workers)
+        for module in ("awardwatch.flows.core.feeds", "awardwatch.flows.sources.sample"):  # imports outside the timing
+            client.run(_import, module)
+        warm, december = s.but(sample_rows=min(p["rows"], WARMUP_ROWS)), Window(date(2017, 12, 1), date(2017, 12, 31))
+        client.gather([client.submit(stage_now, warm, f.name, scope, december, home / "warm-up" / str(i), pure=False,
+                                     workers=[a], allow_other_workers=False)  # each worker's first-call costs
+                       for i, a in enumerate(client.scheduler_info()["workers"])])
+        t1 = time.perf_counter()
+        before, c1 = client.run(_worker_status), time.process_time()
+        with get_task_stream(client) as stream:
+            futures = {w.start: client.submit(stage_now, s, f.name, scope, w, into / str(w.start), pure=False,
+                                              key=f"stage-{w.start}") for w in windows}
+            chunks = dict(zip(futures, client.gather(list(futures.values()))))
+        t2, c2 = time.perf_counter(), time.process_time()
+        after = client.run(_worker_status)
+    t3 = time.perf_counter()
+    tasks = {r["key"]: r for r in stream.data}
+    with open(home / "chunks.pkl", "wb") as out:
+        pickle.dump(chunks, out)
+    per_chunk = []
+    for w in windows:
+        chunk, task = chunks[w.start], tasks.get(f"stage-{w.start}", {})
+        computed = sum(ss["stop"] - ss["start"] for ss in task.get("startstops", []) if ss.get("action") == "compute")
+        files = [path for _, got, _, _ in chunk.staged.files for path in (*got.staged, *got.quarantined, *got.deletions)]
+        per_chunk.append({"start": str(w.start), "end": str(w.end), "rows": chunk.landed.rows,
+                          "worker": task.get("worker"), "task_seconds": computed or None, "stages": dict(chunk.staged.stages),
+                          "staged_bytes": sum(Path(f).stat().st_size for f in files)})
+    return {"workers": workers, "rows_per_chunk": p["rows"], "batch_rows": p.get("batch_rows"),
+            "map_seconds": t2 - t1,  # first submit .. last chunk back in this process
+            "map_cpu_seconds": sum(after[a]["cpu"] - before[a]["cpu"] for a in after) + c2 - c1,  # workers + this process
+            "startup_seconds": t1 - t0,  # cluster start-up, workers' imports and warm-up chunk
+            "shutdown_seconds": t3 - t2,
+            "worker_peak_kib": {a: after[a]["hwm_kib"] for a in after}, "self_peak_kib": _hwm_kib(),
+            "chunks": per_chunk}
+
+
+def dask_merge(p: dict) -> dict:
+    """The one writer: the backfill job (``run_feeds``) merging the chunks ``dask-map`` staged (its Stager hands
+    them over) into a new warehouse, in chunk order, then settling once."""
+    import pickle
+
+    with open(Path(p["home"]) / "chunks.pkl", "rb") as f:
+        chunks = pickle.load(f)
+
+    def staged(s, name, scope, window, into):
+        return chunks[window.start]
+
+    return _run_backfill(p, Path(p["home"]), "run_feeds, staged by dask-map", stage=staged)
 
 
 def duckdb_raw(p: dict) -> dict:
@@ -262,7 +362,7 @@ def prefect(p: dict) -> dict:
 
 
 KINDS = {"pipeline": pipeline, "nightly": nightly, "backfill": backfill, "duckdb-raw": duckdb_raw,
-         "make-nightly": make_nightly, "prefect": prefect}
+         "make-nightly": make_nightly, "prefect": prefect, "dask-map": dask_map, "dask-merge": dask_merge}
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,9 @@ in a fresh process (``bench.child``), --repeat times, and reports medians:
   onto a copy of a warehouse that already holds the full file;
 - backfill: 12 chunks (the calendar months of 2018, --backfill-rows rows each) landed and loaded one
   after the other into one new warehouse (``run_feeds`` where it exists, else one ``ingest`` per chunk);
+- dask (with --dask-rows N): the backfill's map stage (``flows.core.feeds.stage_now`` for the 12 chunks of N rows)
+  on a local Dask cluster of 1, then 2 worker processes, and the one writer (``run_feeds``) merging the staged
+  chunks into a new warehouse; from those, the projected wall time of a 90M-row backfill;
 - Prefect start-up: a trivial flow with no Prefect server configured (reported, not included).
 
 Peak memory is the resident set of the measured process and all its descendants, sampled
@@ -50,6 +53,13 @@ MAX_PEAK_MIB = 2048
 MAX_NIGHTLY_SHARE = 0.05
 MAX_LAST_TO_FIRST_CHUNK = 1.25  # issue 16: the backfill's last chunk loads within 1.25x of its first
 BACKFILL_CHUNKS = 12  # bench.child.BACKFILL_MONTHS
+DASK_WORKERS = (1, 2)  # worker processes of the measured local clusters (threads_per_worker=1, as local_cluster)
+
+# Projection of a history backfill from the Dask figures (see _projection and bench/README.md)
+PROJECT_ROWS = 90_000_000
+PROJECT_MACHINES = 8  # the cluster: this many machines like this one (2 cores, 2 Dask workers each) + the writer
+PROJECT_CORES = 2  # one machine's cores, shared by its 2 workers and, on one machine, the writer
+PROJECT_STAGING_MB_S = 125.0  # assumed: the writer reads staged Parquet from AWARDWATCH_STAGING_URL at 1 Gbit/s
 
 # performance-notes.md (1M rows, 2018 layout, 2 cores): figures quoted, not measured here
 NOTES_DLT_SECONDS = (50.0, 53.0)
@@ -283,6 +293,17 @@ def check_backfill(label: str, result: dict, rows_per_chunk: int) -> None:
                      rows_per_chunk)
 
 
+def check_dask_map(label: str, result: dict, rows_per_chunk: int) -> None:
+    """Raises ``BenchError`` unless the map stage staged the 12 chunks, each with all its rows."""
+    chunks = result["chunks"]
+    if len(chunks) != BACKFILL_CHUNKS:
+        raise BenchError(f"{label}: {len(chunks)} chunks staged, expected {BACKFILL_CHUNKS}")
+    for i, chunk in enumerate(chunks):
+        if chunk["rows"] != rows_per_chunk:
+            raise BenchError(f"{label}, chunk {i + 1} ({chunk['start']}..{chunk['end']}): staged {chunk['rows']} rows, "
+                             f"expected {rows_per_chunk:,}")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Machine
 # ---------------------------------------------------------------------------------------------------------
@@ -402,6 +423,80 @@ def _backfill_summary(runs: list[Measured], rows_per_chunk: int) -> dict | None:
     }
 
 
+def _dask_summary(maps: dict[int, list[Measured]], merges: list[Measured], rows_per_chunk: int) -> dict | None:
+    """The Dask figures: the map stage per worker count, the one writer's merge (the backfill's summary of the
+    ``dask-merge`` runs), and the projection made from them."""
+    if not merges:
+        return None
+    rows = rows_per_chunk * BACKFILL_CHUNKS
+    by_workers = {}
+    for n, runs in maps.items():
+        chunks = [c for m in runs for c in m.result["chunks"]]
+        names = sorted({k for c in chunks for k in c["stages"]})
+        by_workers[str(n)] = {
+            "workers": n,
+            "map": _summary(runs, "map_seconds", rows, cpu_key="map_cpu_seconds"),  # peak: the whole process tree
+            "startup_seconds": _median([m.result["startup_seconds"] for m in runs]),
+            "chunk_seconds": _median([c["task_seconds"] for c in chunks]),  # one chunk's task on its worker
+            "fetch_seconds": _median([c["task_seconds"] - sum(c["stages"].values()) for c in chunks if c["task_seconds"]]),
+            "stages": {k: _median([c["stages"].get(k, 0.0) for c in chunks]) for k in names},  # per chunk
+            "workers_used": _median([len({c["worker"] for c in m.result["chunks"]}) for m in runs]),
+            "staged_bytes_per_row": sum(c["staged_bytes"] for c in runs[0].result["chunks"]) / rows,
+        }
+    merge = _backfill_summary(merges, rows_per_chunk)
+    for m in merges:
+        last = m.result["chunks"][-1]["stages"]
+        m.result["settle_seconds"] = last.get("companies", 0.0) + last.get("invariants", 0.0)
+        m.result["fixed_seconds"] = m.result["seconds"] - m.result["load_seconds"] - m.result["settle_seconds"]
+    merge["settle_seconds"] = _median([m.result["settle_seconds"] for m in merges])  # once per job, at the end
+    merge["fixed_seconds"] = _median([m.result["fixed_seconds"] for m in merges])  # connect, migrations, chunk plan
+    last = merge["last_chunk_seconds"]
+    merge["last_chunk_rows_per_second"] = rows_per_chunk / last if last else None
+    summary = {"rows_per_chunk": rows_per_chunk, "rows": rows, "maps": by_workers, "merge": merge}
+    summary["projection"] = _projection(summary)
+    return summary
+
+
+def _projection(d: dict) -> dict | None:
+    """Wall time of a PROJECT_ROWS backfill in chunks of the measured size, on one 2-core machine and on
+    PROJECT_MACHINES of them: max(map time / parallelism, merge time, other bounds) + overheads."""
+    one, two, merge = d["maps"].get("1"), d["maps"].get("2"), d["merge"]
+    if not two or not two["map"]["rows_per_second"] or not merge["loads"]["rows_per_second"]:
+        return None
+    total, c, rows = PROJECT_ROWS, d["rows_per_chunk"], d["rows"]
+    r1 = one["map"]["rows_per_second"] if one else None
+    r2, rm = two["map"]["rows_per_second"], merge["loads"]["rows_per_second"]
+    cpu_per_row = ((two["map"]["op_cpu_seconds"] or 0) + (merge["total"]["op_cpu_seconds"] or 0)) / rows
+    overheads = {
+        "fill (the first chunk's map, before any merge)": two["chunk_seconds"] or 0.0,
+        "drain (the last chunk's merge, after the last map)": c / rm,
+        "settle (companies + invariants, scaled by rows)": merge["settle_seconds"] * total / rows,
+        "writer fixed (connect, migrations, chunk plan)": max(0.0, merge["fixed_seconds"] or 0.0),
+        "cluster start-up (2 workers, imports, warm-up)": two["startup_seconds"] or 0.0,
+    }
+    extra = sum(overheads.values())
+
+    def case(terms: dict[str, float]) -> dict:
+        bound = max(terms, key=terms.get)
+        return {"terms": terms, "bound": bound, "seconds": terms[bound] + extra}
+
+    staged = two["staged_bytes_per_row"]
+    return {
+        "rows": total, "rows_per_chunk": c, "chunks": -(-total // c),
+        "map_rows_per_second": {"1": r1, "2": r2}, "merge_rows_per_second": rm, "cpu_seconds_per_row": cpu_per_row,
+        "staged_bytes_per_row": staged, "staging_mb_per_second": PROJECT_STAGING_MB_S,
+        "speedup_2_over_1": r2 / r1 if r1 else None,
+        "break_even_machines": rm / r2,  # machines whose map rate equals the writer's merge rate
+        "concurrency_needed": {"one machine": 2 + 1, "cluster": 2 * PROJECT_MACHINES + 1},
+        "overheads": overheads, "overhead_seconds": extra,
+        "one_machine": case({"map: R / r_map(2)": total / r2, "merge: R / r_merge": total / rm,
+                             f"cpu: R x cpu_per_row / {PROJECT_CORES} cores": total * cpu_per_row / PROJECT_CORES}),
+        "cluster": case({f"map: R / ({PROJECT_MACHINES} x r_map(2))": total / (PROJECT_MACHINES * r2),
+                         "merge: R / r_merge": total / rm,
+                         "staging: R x staged_bytes_per_row / B": total * staged / (PROJECT_STAGING_MB_S * 1e6)}),
+    }
+
+
 def _fmt(value, spec: str = ",.1f", none: str = "-") -> str:
     return none if value is None else format(value, spec)
 
@@ -460,6 +555,13 @@ def report(res: dict) -> str:
     if bf:
         line(f"backfill {bf['chunks']} x {bf['rows_per_chunk']:,} rows", bf["total"], ratio=False)
         line("backfill chunk loads (sum)", bf["loads"], ratio=False, process=False)
+    dk = meas.get("dask")
+    if dk:
+        for mp in dk["maps"].values():
+            workers = f"{mp['workers']} worker{'s' if mp['workers'] > 1 else ''}"
+            line(f"dask map {BACKFILL_CHUNKS} x {dk['rows_per_chunk']:,}, {workers}", mp["map"], ratio=False)
+        line("dask merge, one writer (chunks)", dk["merge"]["loads"], ratio=False, process=False)
+        line("dask merge job (+ connect, settle)", dk["merge"]["total"], ratio=False)
     if meas.get("prefect") and meas["prefect"].get("repeats"):
         line("prefect start-up (not incl.)", meas["prefect"], ratio=False)
     out.append(_table(
@@ -508,6 +610,9 @@ def report(res: dict) -> str:
                    f"after the backfill the warehouse holds {bf['transactions']:,} transactions "
                    f"({bf['inserted']:,} inserted by the chunks)")
 
+    if dk:
+        out += ["", *_dask_lines(dk)]
+
     out += ["", "Counts (first repeat):"]
     crows = []
     for name, r in (("pipeline", p["ingest"]["repeats"][0]["result"]), ("nightly", n["ingest"]["repeats"][0]["result"])):
@@ -544,6 +649,56 @@ def _backfill_line(bf: dict) -> str:
             f"{t['rows_per_second']:,.0f} rows/s, peak {t['peak_mib']:,.0f} MiB; chunk load s first "
             f"{bf['first_chunk_seconds']:,.2f}, last {bf['last_chunk_seconds']:,.2f}, last/first "
             f"{_fmt(bf['last_to_first'], '.2f')}x (issue 16: <= {MAX_LAST_TO_FIRST_CHUNK}x)")
+
+
+def _percent(share: float | None) -> float | None:
+    return None if share is None else 100 * share
+
+
+def _dask_lines(dk: dict) -> list[str]:
+    """The Dask section of the report: the map stage per worker count, the merge, the projection and its formula."""
+    out = [f"Dask backfill: the map stage of {BACKFILL_CHUNKS} chunks x {dk['rows_per_chunk']:,} rows "
+           "(flows.core.feeds.stage_now submitted at once to a flows.tasks.local_cluster; workers warmed up first), then one writer merging them "
+           "(run_feeds; medians):"]
+    names = sorted({k for mp in dk["maps"].values() for k in mp["stages"]})
+    rows = [[str(mp["workers"]), _fmt(mp["map"]["seconds"], ",.2f"), _fmt(mp["map"]["rows_per_second"], ",.0f"),
+             _fmt(mp["map"]["op_cpu_seconds"], ",.1f"), _fmt(mp["chunk_seconds"], ",.2f"), _fmt(mp["fetch_seconds"], ",.2f"),
+             *(_fmt(mp["stages"].get(k), ",.2f") for k in names), _fmt(mp["startup_seconds"], ",.1f"),
+             _fmt(mp["map"]["peak_mib"], ",.0f"), _fmt(_percent(mp["map"]["others_busy"]), ".0f")]
+            for mp in dk["maps"].values()]
+    out.append(_table(["workers", "map s", "rows/s", "map cpu s", "chunk s", "fetch s", *(f"{k} s" for k in names),
+                       "start-up s", "peak MiB", "others %"], rows))
+    out.append("  (map s: first submit to the last staged chunk back; chunk s: one chunk's task on its worker; fetch s: "
+               "chunk s minus its Staged.stages (the feed's land: generating the sample CSV); stage columns per chunk; "
+               "start-up s: cluster, imports and one warm-up chunk per worker, not in map s; peak MiB: the process tree, "
+               "scheduler and workers included)")
+    mg = dk["merge"]
+    out.append(_backfill_line(mg).replace("  backfill:", "  merge:", 1)
+               + f"; settle {mg['settle_seconds']:,.2f} s, writer fixed {mg['fixed_seconds']:,.2f} s")
+    pj = dk.get("projection")
+    if not pj:
+        return out
+    out += ["", f"Projection: a {pj['rows']:,}-row history backfill in {pj['chunks']:,} chunks of {pj['rows_per_chunk']:,} "
+                "rows (the measured size):"]
+    out.append(f"  r_map(1) = {_fmt(pj['map_rows_per_second']['1'], ',.0f')}, r_map(2) = "
+               f"{pj['map_rows_per_second']['2']:,.0f} rows/s (this machine; speed-up {_fmt(pj['speedup_2_over_1'], '.2f')}x), "
+               f"r_merge = {pj['merge_rows_per_second']:,.0f} rows/s (sum of the chunks' RunResult.seconds), cpu_per_row = "
+               f"{pj['cpu_seconds_per_row'] * 1e6:,.1f} CPU us (map + merge job), staged_bytes_per_row = "
+               f"{pj['staged_bytes_per_row']:,.0f}, B = {pj['staging_mb_per_second']:,.0f} MB/s (assumed)")
+    out.append("  T = max(bounds) + fill + drain + settle + writer fixed + start-up; overheads: "
+               + ", ".join(f"{k} {v:,.0f} s" for k, v in pj["overheads"].items()))
+    for label, key, where in (("one 2-core machine (2 workers + the writer)", "one_machine", "one machine"),
+                              (f"{PROJECT_MACHINES} such machines (16 workers) + the writer", "cluster", "cluster")):
+        c = pj[key]
+        bounds = ", ".join(f"{k} = {v:,.0f} s" for k, v in c["terms"].items())
+        out.append(f"  {label}: max({bounds}) + {pj['overhead_seconds']:,.0f} s = {c['seconds']:,.0f} s "
+                   f"({c['seconds'] / 3600:,.2f} h; bound: {c['bound'].split(':')[0]}; needs --concurrency >= "
+                   f"{pj['concurrency_needed'][where]})")
+    out.append(f"  the writer bounds any cluster beyond {pj['break_even_machines']:,.1f} machines (r_merge / r_map(2)); "
+               f"the merge rate is measured into a warehouse of {dk['rows']:,} rows (its last chunk: "
+               f"{_fmt(mg['last_chunk_rows_per_second'], ',.0f')} rows/s), settle is scaled linearly from it (an upper side "
+               "when the chunks are small); a real feed's download and Prefect's per-task overhead are not measured")
+    return out
 
 
 def _flat_memory(out: Path, layout: str, suffix: str, current: dict) -> list[dict]:
@@ -648,6 +803,24 @@ def run(args: argparse.Namespace) -> dict:
             check_backfill(f"backfill run {i + 1}", m.result, args.backfill_rows)
             backfill_runs.append(m)
             shutil.rmtree(d, ignore_errors=True)
+        dask_maps: dict[int, list[Measured]] = {n: [] for n in DASK_WORKERS}
+        dask_merges: list[Measured] = []
+        for i in range(args.repeat if args.dask_rows else 0):
+            for n in DASK_WORKERS:
+                say(f"[{i + 1}/{args.repeat}] dask map ({BACKFILL_CHUNKS} x {args.dask_rows:,} rows, {n} worker(s)) ...")
+                d = work / f"dask-{i}-{n}"
+                m = measure("dask-map", {"home": str(d / "home"), "rows": args.dask_rows, "workers": n, **knobs}, d)
+                track(f"dask map run {i + 1} ({n} workers)")
+                check_dask_map(f"dask map run {i + 1} ({n} workers)", m.result, args.dask_rows)
+                dask_maps[n].append(m)
+                if n != DASK_WORKERS[-1]:
+                    shutil.rmtree(d, ignore_errors=True)
+            say(f"[{i + 1}/{args.repeat}] dask merge (one writer) ...")
+            m = measure("dask-merge", {"home": str(d / "home"), "rows": args.dask_rows, **knobs}, d)  # the last map's chunks
+            track(f"dask merge run {i + 1}")
+            check_backfill(f"dask merge run {i + 1}", m.result, args.dask_rows)
+            dask_merges.append(m)
+            shutil.rmtree(d, ignore_errors=True)
         prefect_runs: list[Measured] = []
         prefect_errors: list[str] = []
         fresh_home = False
@@ -696,6 +869,7 @@ def run(args: argparse.Namespace) -> dict:
                          error_key="publish_error")
     n_total = _summary(nightly_runs, "total_seconds")
     backfill = _backfill_summary(backfill_runs, args.backfill_rows)
+    dask = _dask_summary(dask_maps, dask_merges, args.dask_rows) if args.dask_rows else None
     prefect = _summary(prefect_runs, None) if prefect_runs else None
     if prefect_errors:
         prefect = (prefect or {}) | {"errors": prefect_errors, "runs": len(prefect_runs) + len(prefect_errors)}
@@ -766,6 +940,7 @@ def run(args: argparse.Namespace) -> dict:
             "duckdb-raw": raw,
             "nightly": {"rows": nightly_rows, "file": small_meta, "ingest": n_ingest, "publish": n_publish, "total": n_total},
             "backfill": backfill,  # None with --skip-backfill
+            "dask": dask,  # None without --dask-rows
             "prefect": prefect,
         },
         "targets": targets,
@@ -800,12 +975,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backfill-rows", type=int, default=None,
                         help="rows of each of the backfill's 12 monthly chunks (default: max(1000, rows // 12))")
     parser.add_argument("--skip-backfill", action="store_true", help="skip the backfill measurement")
+    parser.add_argument("--dask-rows", type=int, default=None, metavar="N",
+                        help="measure the backfill on Dask: the map stage of 12 chunks of N rows with 1 and 2 local "
+                             "workers, the one writer's merge, and a 90M-row projection (default: not measured)")
     parser.add_argument("--no-prefect", action="store_true", help="skip the Prefect start-up measurement")
     parser.add_argument("--keep-work", action="store_true", help="keep warehouses, snapshots and logs under --out/work")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
-    if args.rows < 1 or args.repeat < 1 or args.nightly_rows < 1 or (args.backfill_rows or 1) < 1:
-        parser.error("--rows, --repeat, --nightly-rows and --backfill-rows must be at least 1")
+    counts = (args.rows, args.repeat, args.nightly_rows, args.backfill_rows, args.dask_rows)
+    if min(n for n in counts if n is not None) < 1:
+        parser.error("--rows, --repeat, --nightly-rows, --backfill-rows and --dask-rows must be at least 1")
     if args.backfill_rows is None:
         args.backfill_rows = max(1000, args.rows // BACKFILL_CHUNKS)
     try:
