@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -82,6 +82,15 @@ def local_cluster(workers: int) -> Iterator[str]:
         yield cluster.scheduler_address
 
 
+def cluster_workers(address: str) -> int:
+    """How many workers the Dask scheduler at ``address`` has now (a backfill keeps one chunk more than that
+    in flight, so every worker stages while the writer merges)."""
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        return len(client.scheduler_info(n_workers=-1)["workers"])
+
+
 def lander(s: Settings) -> feeds.Lander:
     """``land`` with the settings' retries, run in place (a nightly's windows land one after the other)."""
     return land.with_options(retries=s.task_retries)
@@ -107,9 +116,14 @@ def check_status(con, s: Settings) -> dict:
         return {"ok": False, "problems": [{"kind": "check", "scope": "", "message": f"status not checked: {exc}"}]}
 
 
+FLOW_RUN: dict[str, str] = {}  # "id": this process's flow run, which the CLI marks Crashed if SIGTERM ends the process
+
+
 def logged(progress: Progress | None) -> Progress:
     """The CLI's display (when there is one) and the flow run's log, together: stages and per-file counts
-    as INFO, quarantined rows and skipped inputs as WARNING."""
+    as INFO, quarantined rows and skipped inputs as WARNING. Notes the flow run's id in ``FLOW_RUN`` (each flow
+    calls this first)."""
+    FLOW_RUN["id"] = runtime.flow_run.id or ""
     logger, inner = get_run_logger(), progress or Progress()
 
     def stage(text: str) -> None:

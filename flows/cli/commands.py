@@ -237,10 +237,10 @@ def run_backfill(
     end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Last action date (YYYY-MM-DD).", show_default=False)],
     warehouse: Warehouse = None,
     agency: Agencies = None,
-    concurrency: Annotated[Optional[int], typer.Option(help="Chunks downloading at once. \\[env AWARDWATCH_BACKFILL_CONCURRENCY, default 2]", show_default=False)] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Chunks staged ahead of the merge. \\[env AWARDWATCH_BACKFILL_CONCURRENCY, default 2; on Dask, its workers + 1]", show_default=False)] = None,
     source: Annotated[str, typer.Option("--source", "-s", help="usaspending (bulk downloads, one month per chunk), fpds (ATOM feed, one month per chunk), archive (Award Data Archive Full files, one fiscal year per chunk) or sample (generated, offline).")] = "usaspending",
     workers: Annotated[Optional[int], typer.Option("--workers", help="Run each chunk's fetch, read, validation and transform on a local Dask cluster of this many worker processes; one writer merges them in order. \\[env AWARDWATCH_DASK_WORKERS]", show_default=False)] = None,
-    dask_address: Annotated[Optional[str], typer.Option("--dask-address", help="Run that map stage on an existing Dask scheduler (tcp://host:8786); staged chunks go to AWARDWATCH_STAGING_URL, a folder every worker reaches. \\[env AWARDWATCH_DASK_ADDRESS]", show_default=False)] = None,
+    dask_address: Annotated[Optional[str], typer.Option("--dask-address", help="Run that map stage on an existing Dask scheduler (tcp://host:8786); staged chunks go to AWARDWATCH_STAGING_URL, a folder every worker reaches or s3://bucket/prefix. \\[env AWARDWATCH_DASK_ADDRESS]", show_default=False)] = None,
 ) -> None:
     """Load a date range of history in chunks; re-running skips the chunks already done."""
     from awardwatch.flows import settings as config
@@ -253,11 +253,13 @@ def run_backfill(
     from contextlib import nullcontext
 
     from awardwatch.flows.backfill import backfill
-    from awardwatch.flows.tasks import local_cluster, quiet_console, task_runner
+    from awardwatch.flows.tasks import cluster_workers, local_cluster, quiet_console, task_runner
 
     quiet_console()
     with (local_cluster(s.dask_workers) if s.dask_workers and not s.dask_address else nullcontext(s.dask_address)) as address:
         flow = backfill.with_options(task_runner=task_runner(s, address)) if address else backfill
+        if address and concurrency is None and "backfill_concurrency" not in config.load().model_fields_set:
+            concurrency = cluster_workers(address) + 1  # every worker stages while the writer merges
         with ingest_progress() as progress:
             result = flow(start=start.date(), end=end.date(), agencies=agency, source=source, concurrency=concurrency,
                           warehouse=str(warehouse) if warehouse else None,
@@ -366,11 +368,43 @@ def _terminated() -> None:
 
     print("interrupted (SIGTERM); the run is recorded as interrupted", file=sys.stderr, flush=True)
     try:
+        _crash_flow_run()  # before the exit handlers: they may stop Prefect's temporary server
         atexit._run_exitfuncs()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(143)
+
+
+CRASH_WAIT = 3.0  # seconds the way out may spend telling Prefect that its flow run crashed
+
+
+def _crash_flow_run() -> None:
+    """Marks the Prefect flow run of this process Crashed ("terminated (SIGTERM)") unless it is already final:
+    a main thread stuck in a wait (the task runner's threads) never reaches Prefect's own crash report, and the
+    run would stay Running. Only when Prefect is already imported (never on the way of `--help`), at most
+    ``CRASH_WAIT`` seconds, errors ignored: the exit does not hang on the API."""
+    tasks = sys.modules.get("awardwatch.flows.tasks") if "prefect" in sys.modules else None
+    flow_run = getattr(tasks, "FLOW_RUN", {}).get("id")
+    if not flow_run:
+        return
+    import threading
+
+    def crash() -> None:
+        try:
+            from prefect.client.orchestration import get_client
+            from prefect.states import Crashed
+
+            with get_client(sync_client=True) as client:
+                state = client.read_flow_run(flow_run).state
+                if state is None or not state.is_final():
+                    client.set_flow_run_state(flow_run, Crashed(message="terminated (SIGTERM)"))
+        except BaseException:  # noqa: BLE001 - the process is ending; its run is already recorded
+            pass
+
+    reporter = threading.Thread(target=crash, name="awardwatch-crash-flow-run", daemon=True)
+    reporter.start()
+    reporter.join(CRASH_WAIT)
 
 
 TERM_GRACE = 10.0  # seconds the main thread has after SIGTERM to record its run before the process ends anyway

@@ -344,6 +344,7 @@ class FakeUSAspending:
     split (USAspending: 1,000,000). ``monthly_files`` are the archive bucket's objects (``file_name``,
     optional ``url``); one with ``listed_for: <toptier_agency_id>`` is listed for that id whatever its
     name (a planted wrong listing). ``misreport_rows`` is added to the next finished job's total_rows.
+    ``hang_download`` holds the file downloads of the jobs of one start date (none by default).
     """
 
     def __init__(
@@ -372,6 +373,7 @@ class FakeUSAspending:
         self._jobs: dict[str, Job] = {}
         self._faults: list[Fault] = []
         self._job_failures: list[str] = []
+        self._held_downloads: dict[str, float] = {}  # a job's start date -> seconds its file download waits
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -419,6 +421,12 @@ class FakeUSAspending:
         """The next `times` matching requests wait `seconds` (less if the server stops), then are answered."""
         with self._lock:
             self._faults.append(Fault(path_prefix, times, hang=seconds))
+
+    def hang_download(self, start_date: str, seconds: float) -> None:
+        """The file downloads of jobs whose date range starts on `start_date` (YYYY-MM-DD) wait `seconds`
+        (less if the server stops) before they are answered; other jobs are served as usual."""
+        with self._lock:
+            self._held_downloads[start_date] = seconds
 
     def fail_job(self, message: str = "Download failed") -> None:
         """The next download job to reach its end reports status "failed" with this message."""
@@ -577,6 +585,9 @@ class FakeUSAspending:
         with self._lock:
             job = self._jobs.get(name)
             data = job.data if job is not None and job.status == "finished" else None
+            held = self._held_downloads.get(job.filters["start"], 0.0) if data is not None else 0.0
+        if held:
+            self._stopping.wait(held)
         if data is None:
             return error(404, f"File {name} not found (unknown or not finished)")
         return Reply(200, data, "application/zip")
