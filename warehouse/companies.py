@@ -57,6 +57,7 @@ import duckdb
 
 from awardwatch.schemas.errors import AwardwatchError
 from awardwatch.schemas.names import AWARD_KEY, KEY
+from awardwatch.warehouse import touched
 
 REFERENCE = Path(__file__).with_name("reference")
 ALIASES_CSV = REFERENCE / "company_aliases.csv"
@@ -468,6 +469,7 @@ def _write_rows(con: duckdb.DuckDBPyConnection, rows: str = "aw_rows") -> None:
         FROM aw_changed c WHERE transactions.{KEY} = c.k
         """
     )
+    touched.record_companies(con, "aw_changed")  # their fiscal years, for the next publish
 
 
 def _write_awards(con: duckdb.DuckDBPyConnection, award_keys_table: str | None) -> None:

@@ -36,14 +36,19 @@ def subtiers_of(con: duckdb.DuckDBPyConnection, toptier_code: str) -> list[tuple
     ).fetchall()
 
 
-def names_of(con: duckdb.DuckDBPyConnection, codes: list[str]) -> dict[str, str]:
-    """The most reported name of each subtier code in the warehouse."""
+def names_of(con: duckdb.DuckDBPyConnection, codes: list[str], years: list[int] | None = None) -> dict[str, str]:
+    """The most reported name of each subtier code in the warehouse (in those fiscal years, when given)."""
     rows = con.execute(
         "SELECT awarding_sub_agency_code, mode(awarding_sub_agency_name) FROM transactions "
-        "WHERE list_contains(?, awarding_sub_agency_code) GROUP BY 1",
+        f"WHERE list_contains(?, awarding_sub_agency_code) {_in_years(years) if years is not None else ''} GROUP BY 1",
         [codes],
     ).fetchall()
     return dict(rows)
+
+
+def _in_years(years: list[int]) -> str:
+    """``AND fiscal_year IN (...)`` with literals, so the scan skips the row groups of other years."""
+    return f"AND fiscal_year IN ({', '.join(str(int(fy)) for fy in years) or 'NULL'})"
 
 
 def fiscal_years(con: duckdb.DuckDBPyConnection, codes: list[str]) -> list[int]:
@@ -62,26 +67,28 @@ def warehouse_figures(con: duckdb.DuckDBPyConnection, codes: list[str], years: l
     The warehouse holds contract and IDV transactions only, so every row counts (as the search
     endpoints count award types A-D and IDV_*)."""
     rows = con.execute(
-        """
+        f"""
         SELECT awarding_sub_agency_code, fiscal_year, coalesce(sum(federal_action_obligation), 0)::DECIMAL(38,2), count(*)
         FROM transactions
-        WHERE list_contains(?, awarding_sub_agency_code) AND list_contains(?, fiscal_year)
+        WHERE list_contains(?, awarding_sub_agency_code) {_in_years(years)}
         GROUP BY 1, 2
         """,
-        [codes, years],
+        [codes],
     ).fetchall()
     found = {(c, fy): (money, n) for c, fy, money, n in rows}
     return {(c, fy): found.get((c, fy), (Decimal("0.00"), 0)) for c in codes for fy in years}
 
 
-def record(con: duckdb.DuckDBPyConnection, run_id: str, checked_at: datetime, phase: str, rows: list[dict]) -> None:
-    """Stores one check of a run (rows as flows/reconcile.Row.as_dict gives them)."""
+def record(con: duckdb.DuckDBPyConnection, run_id: str, checked_at: datetime, phase: str, rows: list[dict], scope: str = "all") -> None:
+    """Stores one check of a run (rows as flows/reconcile.Row.as_dict gives them); ``scope`` 'touched': it
+    checked only the groups a job touched (migration 008)."""
     if not rows:
         return
     con.executemany(
-        "INSERT INTO reconciliations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO reconciliations (run_id, checked_at, phase, agency_code, agency_name, fiscal_year, {', '.join(FIGURES)}, "
+        "status, repair_run_id, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [[run_id, checked_at, phase, r["agency_code"], r["agency_name"], r["fiscal_year"], *(r[f] for f in FIGURES), r["status"],
-          r.get("repair_run_id")] for r in rows],
+          r.get("repair_run_id"), scope] for r in rows],
     )
 
 
@@ -107,20 +114,39 @@ def mismatch_since(con: duckdb.DuckDBPyConnection, keys: list[tuple[str, int]]) 
     return {(c, fy): at for c, fy, at in rows if (c, fy) in wanted}
 
 
+# Each cell's latest word: that of the latest run that checked every year of its agencies (scope 'all'),
+# unless a nightly checked the cell since (scope 'touched', migration 008); within a run, its recheck.
+CURRENT = """
+WITH final AS (
+    SELECT * FROM reconciliations QUALIFY row_number() OVER (PARTITION BY run_id, agency_code, fiscal_year ORDER BY phase = 'recheck' DESC) = 1
+), base AS (
+    SELECT run_id, max(checked_at) AS last_at FROM reconciliations WHERE coalesce(scope, 'all') <> 'touched' GROUP BY 1 ORDER BY 2 DESC LIMIT 1
+), cells AS (
+    SELECT f.* FROM final f
+    WHERE f.run_id IN (SELECT run_id FROM base)
+       OR (f.scope = 'touched' AND f.checked_at > coalesce((SELECT last_at FROM base), '-infinity'::TIMESTAMP))
+    QUALIFY row_number() OVER (PARTITION BY agency_code, fiscal_year ORDER BY checked_at DESC) = 1
+)
+"""
+
+
+def _latest_run(con: duckdb.DuckDBPyConnection) -> tuple | None:
+    return con.execute("SELECT run_id, max(checked_at) FROM reconciliations GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+
+
 def latest_mismatches(con: duckdb.DuckDBPyConnection) -> tuple[str | None, datetime | None, list[dict]]:
-    """The latest reconciliation run and its mismatches (after its repair, if it made one)."""
-    latest = con.execute("SELECT run_id, max(checked_at) FROM reconciliations GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+    """The latest reconciliation run, and the cells whose latest word (``CURRENT``) is a mismatch, each with
+    the run and time of that word."""
+    latest = _latest_run(con)
     if latest is None:
         return None, None, []
     cursor = con.execute(
         f"""
-        SELECT agency_code, agency_name, fiscal_year, {', '.join(FIGURES)}, phase
-        FROM reconciliations WHERE run_id = ?
-        QUALIFY row_number() OVER (PARTITION BY agency_code, fiscal_year ORDER BY phase = 'recheck' DESC) = 1
-           AND status = 'mismatch'
+        {CURRENT}
+        SELECT agency_code, agency_name, fiscal_year, {', '.join(FIGURES)}, phase, run_id, checked_at
+        FROM cells WHERE status = 'mismatch'
         ORDER BY abs(obligations_difference) DESC, abs(transactions_difference) DESC, agency_code, fiscal_year
-        """,
-        [latest[0]],
+        """
     )
     columns = [d[0] for d in cursor.description]
     return latest[0], latest[1], [dict(zip(columns, r)) for r in cursor.fetchall()]
@@ -244,18 +270,18 @@ def mark_runs(con: duckdb.DuckDBPyConnection, run_ids: list[str], verdict: str) 
 
 
 def manifest_section(con: duckdb.DuckDBPyConnection) -> dict | None:
-    """The latest reconciliation as a snapshot manifest's ``reconciliation`` section (None before any)."""
-    latest = con.execute("SELECT run_id, max(checked_at) FROM reconciliations GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+    """The reconciliation as a snapshot manifest's ``reconciliation`` section (None before any): the latest
+    run, and each cell's latest word (``CURRENT``) with the run that gave it."""
+    latest = _latest_run(con)
     if latest is None:
         return None
     cursor = con.execute(
         f"""
-        SELECT agency_code, agency_name, fiscal_year, {', '.join(f"{f}::VARCHAR AS {f}" if "obligations" in f else f for f in FIGURES)}, status
-        FROM reconciliations WHERE run_id = ?
-        QUALIFY row_number() OVER (PARTITION BY agency_code, fiscal_year ORDER BY phase = 'recheck' DESC) = 1
-        ORDER BY agency_code, fiscal_year
-        """,
-        [latest[0]],
+        {CURRENT}
+        SELECT agency_code, agency_name, fiscal_year, {', '.join(f"{f}::VARCHAR AS {f}" if "obligations" in f else f for f in FIGURES)}, status,
+               run_id
+        FROM cells ORDER BY agency_code, fiscal_year
+        """
     )
     columns = [d[0] for d in cursor.description]
     rows = [dict(zip(columns, r)) for r in cursor.fetchall()]  # money as exact decimal strings

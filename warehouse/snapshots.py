@@ -15,6 +15,8 @@ fingerprint of its rows in the manifest, and a file whose fingerprint and table 
 previous snapshot's is not exported again but copied from it inside the store (a hard link in a
 folder, a server-side copy on S3). Every snapshot folder thus holds all of its files: readers,
 checksums and retention see no difference, and deleting a snapshot never touches another's files.
+Only the fiscal years runs touched since the previous snapshot are fingerprinted (``warehouse/touched.py``);
+the others keep the previous manifest's fingerprints, unless that is not known for sure (``_known``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 import duckdb
 
 from awardwatch.schemas.errors import AwardwatchError
-from awardwatch.warehouse import reconcile, runs
+from awardwatch.warehouse import reconcile, runs, touched
 from awardwatch.warehouse.store import Store, StoreError, sha256_of
 
 POINTER = "latest"
@@ -104,16 +106,59 @@ ROWS_PRINT = ("count(*)::VARCHAR || ':' || coalesce(sum(hash(t)::HUGEINT), 0)::V
               "|| coalesce(bit_xor(hash(t)), 0)::VARCHAR")
 
 
-def parts(con: duckdb.DuckDBPyConnection) -> list[Part]:
-    """The files a snapshot of the warehouse holds, each with the fingerprint of its rows, in path order."""
+@dataclass(frozen=True)
+class Known:
+    """What a publish need not fingerprint again: the previous snapshot's fingerprints of a partitioned
+    table's files, by partition value, and the values touched since (only those are computed)."""
+
+    table: str
+    fingerprints: dict[int, str]
+    touched: set[int]
+
+
+def fingerprints(con: duckdb.DuckDBPyConnection, table: str, column: str | None, values: set[int] | None = None) -> list[tuple]:
+    """(partition value, fingerprint) of a table's files: every partition, or those of ``values``."""
+    if not column:
+        return [(None, con.execute(f"SELECT {ROWS_PRINT} FROM {table} t").fetchone()[0])]
+    if values is None:
+        return con.execute(f"SELECT {column}, {ROWS_PRINT} FROM {table} t GROUP BY 1").fetchall()
+    if not values:
+        return []
+    listed = ", ".join(str(int(v)) for v in sorted(values))  # literals: the scan skips row groups outside them
+    return con.execute(f"SELECT {column}, {ROWS_PRINT} FROM {table} t WHERE {column} IN ({listed}) GROUP BY 1").fetchall()
+
+
+def parts(con: duckdb.DuckDBPyConnection, known: Known | None = None) -> list[Part]:
+    """The files a snapshot of the warehouse holds, each with the fingerprint of its rows, in path order.
+    With ``known``, that table's untouched partitions keep the previous snapshot's fingerprints."""
     found = []
     for table, column in tables_present(con).items():
-        if column:
-            rows = con.execute(f"SELECT {column}, {ROWS_PRINT} FROM {table} t GROUP BY 1").fetchall()
+        if known and known.table == table:
+            rows = fingerprints(con, table, column, known.touched)
+            rows += [(v, f) for v, f in known.fingerprints.items() if v not in known.touched]
         else:
-            rows = [(None, con.execute(f"SELECT {ROWS_PRINT} FROM {table} t").fetchone()[0])]
+            rows = fingerprints(con, table, column)
         found += [Part(table, column, value, print_) for value, print_ in rows]
     return sorted(found, key=lambda p: p.path)
+
+
+def _known(con: duckdb.DuckDBPyConnection, previous: dict | None, shapes: dict) -> Known | None:
+    """The fingerprints of ``transactions`` carried from the previous snapshot for the fiscal years no run
+    touched since (``touched.years_since``); None (fingerprint everything) when that is not known for sure:
+    no previous snapshot, one this warehouse did not publish, a file without a fingerprint, another schema,
+    or a run since without a record."""
+    table = "transactions"
+    meta = (previous or {}).get("tables", {}).get(table)
+    if not meta or meta.get("schema") != shapes.get(table) or TABLES[table] != "fiscal_year":
+        return None
+    prints = {}
+    for f in meta.get("files") or []:
+        m = re.fullmatch(rf"{table}/fiscal_year=(-?\d+)/part-0\.parquet", f.get("path", ""))
+        if not m or not f.get("fingerprint"):
+            return None
+        prints[int(m[1])] = f["fingerprint"]
+    years = touched.years_since(con, previous["snapshot_id"])
+    return None if years is None else Known(table, prints, years)
 
 
 def schemas(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict]]:
@@ -191,14 +236,19 @@ def manifest_of(store: Store, snapshot_id: str) -> dict | None:
 
 
 def publish(con: duckdb.DuckDBPyConnection, store: Store, *, workdir: Path, keep: int | None = 30,
-            watermarks: dict | None = None, on_step: Callable[[str], None] = lambda step: None) -> PublishResult:
+            watermarks: dict | None = None, on_step: Callable[[str], None] = lambda step: None,
+            incremental: bool = True) -> PublishResult:
     """Exports the user-facing tables to a new snapshot unless nothing changed since the current one;
-    files unchanged since the current snapshot are copied from it instead of exported.
+    files unchanged since the current snapshot are copied from it instead of exported. ``incremental``:
+    fingerprint only the fiscal years of ``transactions`` runs touched since the current snapshot (``_known``;
+    the other tables, one file each, are fingerprinted whole); otherwise every file.
     ``on_step`` is told "exported", "uploaded" and "before-pointer" as they pass."""
     store.cleanup()
     previous = current(store)
-    found, shapes = parts(con), schemas(con)
+    shapes, batch = schemas(con), touched.last_batch(con)
+    found = parts(con, _known(con, previous, shapes) if incremental else None)
     if previous and _unchanged(previous, found, shapes):
+        touched.published(con, previous["snapshot_id"], store.url, batch)  # it holds the warehouse as it is
         return PublishResult(previous["snapshot_id"], False,
                              f"nothing changed since snapshot {previous['snapshot_id']}; nothing published")
     snapshot_id = new_snapshot_id(after=previous["snapshot_id"] if previous else None)
@@ -211,6 +261,7 @@ def publish(con: duckdb.DuckDBPyConnection, store: Store, *, workdir: Path, keep
         _upload(store, local, manifest, previous, set(carried), on_step)
     finally:
         shutil.rmtree(local, ignore_errors=True)
+    touched.published(con, snapshot_id, store.url, batch)
     pruned = prune(store, keep) if keep else []
     written = sorted(set(entries) - set(carried))
     message = f"published snapshot {snapshot_id} to {store.url}: wrote {len(written)} file(s)"

@@ -26,7 +26,7 @@ from awardwatch.flows.sources import archive, usaspending, usaspending_totals
 from awardwatch.flows.sources.http import Http, HttpError
 from awardwatch.schemas.errors import AwardwatchError, WarehouseError
 from awardwatch.schemas import agencies as registry
-from awardwatch.warehouse import db, runs
+from awardwatch.warehouse import db, runs, touched
 from awardwatch.warehouse import reconcile as sql
 
 COLUMNS = ["agency_code", "agency_name", "fiscal_year", *sql.FIGURES, "status"]
@@ -147,13 +147,34 @@ def targets(con, chosen: list[registry.Agency]) -> list[Target]:
     return sorted(found.values(), key=lambda t: t.code)
 
 
-def _check(con, http: Http, chosen: list[Target], years: list[int]) -> list[Row]:
-    codes = [t.code for t in chosen]
-    mine = sql.warehouse_figures(con, codes, years)
+def touched_targets(con, chosen: list[registry.Agency], groups: list[tuple[str, str, int]]) -> dict[Target, list[int]]:
+    """The sub-agencies and fiscal years to check of the (agency, sub-agency, fiscal year) groups a job touched:
+    those of a chosen subtier, or of a sub-agency of a chosen toptier. Names as ``targets`` gives them, the
+    warehouse's read only for a subtier the registry does not list, in the touched years only."""
+    subtiers = {a.code: a for a in registry.AGENCIES.values() if a.tier == "subtier"}
+    years: dict[tuple[str, str | None], set[int]] = {}
+    for agency, sub, fy in groups:
+        for a in chosen:
+            if sub and (a.code == sub if a.tier == "subtier" else a.code == agency):
+                years.setdefault((sub, a.toptier_name if a.tier == "subtier" else a.name), set()).add(fy)
+                break
+    unknown = sorted({code for code, _ in years if code not in subtiers})
+    named = sql.names_of(con, unknown, sorted({fy for (code, _), ys in years.items() if code in unknown for fy in ys})) if unknown else {}
+    found = {}
+    for (code, toptier), ys in sorted(years.items(), key=lambda kv: kv[0][0]):
+        known = subtiers.get(code)
+        found[Target(code, known.name if known else named.get(code, code), toptier)] = sorted(ys)
+    return found
+
+
+def _check(con, http: Http, cells: dict[Target, list[int]]) -> list[Row]:
+    """Compares each target's fiscal years with USAspending's totals (a cell empty on both sides has no row)."""
+    years = sorted({fy for ys in cells.values() for fy in ys})
+    mine = sql.warehouse_figures(con, [t.code for t in cells], years)
     rows = []
-    for t in chosen:
-        theirs = usaspending_totals.published(http, t.name, years, t.toptier_name)
-        for fy in years:
+    for t, ys in cells.items():
+        theirs = usaspending_totals.published(http, t.name, ys, t.toptier_name)
+        for fy in ys:
             money, n = mine[(t.code, fy)]
             if not n and not theirs[fy].transactions and not theirs[fy].obligations:
                 continue  # neither side has this agency in this year
@@ -162,19 +183,28 @@ def _check(con, http: Http, chosen: list[Target], years: list[int]) -> list[Row]
 
 
 def reconcile(s: Settings, agencies: list[str] | None = None, fiscal_years: list[int] | None = None, *, repair: bool = False,
-              http: Http | None = None, con=None) -> Reconciliation:
+              http: Http | None = None, con=None, groups: list[tuple[str, str, int]] | None = None) -> Reconciliation:
     """Compares the warehouse with USAspending per awarding sub-agency and fiscal year, records the
     run in ``reconciliations``, and (``repair``) re-fetches each mismatching agency-year by action
-    date, loads it and checks it again."""
+    date, loads it and checks it again. Checks every fiscal year of the agencies, or with ``groups``
+    (``touched.groups_of``: what a job's runs touched) only those (recorded with scope 'touched')."""
     own = http is None
     http = http or http_for(s)
     run_id, checked_at = runs.new_run_id(), runs.now()
     try:
         with _warehouse(s, con) as c:
-            chosen = targets(c, registry.resolve(list(agencies or s.agencies)))
-            years = sorted(set(fiscal_years or sql.fiscal_years(c, [t.code for t in chosen])))
-            rows = _check(c, http, chosen, years) if chosen and years else []
-            sql.record(c, run_id, checked_at, "check", [r.as_dict() for r in rows])
+            chosen_agencies = registry.resolve(list(agencies or s.agencies))
+            if groups is None:
+                chosen = targets(c, chosen_agencies)
+                years = sorted(set(fiscal_years or sql.fiscal_years(c, [t.code for t in chosen])))
+                cells = {t: years for t in chosen} if years else {}
+            else:
+                cells = {t: [fy for fy in ys if not fiscal_years or fy in fiscal_years]
+                         for t, ys in touched_targets(c, chosen_agencies, groups).items()}
+                cells = {t: ys for t, ys in cells.items() if ys}
+                chosen = list(cells)
+            rows = _check(c, http, cells) if cells else []
+            sql.record(c, run_id, checked_at, "check", [r.as_dict() for r in rows], "all" if groups is None else "touched")
             since = sql.mismatch_since(c, [(r.agency_code, r.fiscal_year) for r in rows if r.status == "mismatch"])
         for r in rows:
             r.mismatch_since = since.get((r.agency_code, r.fiscal_year))
@@ -183,7 +213,10 @@ def reconcile(s: Settings, agencies: list[str] | None = None, fiscal_years: list
     finally:
         if own:
             http.close()
-    note = "" if chosen else f"no sub-agency of {', '.join(agencies or s.agencies)} in the warehouse"
+    if groups is not None:
+        note = "" if rows else f"the job changed no rows of {', '.join(agencies or s.agencies)}"
+    else:
+        note = "" if chosen else f"no sub-agency of {', '.join(agencies or s.agencies)} in the warehouse"
     return Reconciliation(run_id, checked_at, rows, note)
 
 
@@ -205,7 +238,7 @@ def _repair(s: Settings, http: Http, run_id: str, rows: list[Row], by_code: dict
     try:
         again = []
         for (code, fy), result in loads.items():
-            fresh = _check(con, http, [by_code[code]], [fy]) or [Row(code, by_code[code].name, fy, Decimal("0.00"), Decimal("0.00"), 0, 0)]
+            fresh = _check(con, http, {by_code[code]: [fy]}) or [Row(code, by_code[code].name, fy, Decimal("0.00"), Decimal("0.00"), 0, 0)]
             again.append((fresh[0], result))
         sql.record(con, run_id, runs.now(), "recheck", [f.as_dict() | {"repair_run_id": res.run_id} for f, res in again])
     finally:
@@ -246,12 +279,14 @@ def repair_lines(result: Reconciliation) -> list[str]:
 
 
 def after_load(con, s: Settings, agencies: list[str] | None, run_ids: list[str]) -> dict:
-    """The nightly's check: reconciles the agencies it loaded and notes the verdict on its runs.
+    """The nightly's check: reconciles the (sub-agency, fiscal year) groups its runs touched (rows inserted,
+    updated or deleted, ``touched.groups_of``) of the agencies it loaded, and notes the verdict on its runs;
+    every fiscal year of those agencies when a run has no record (from before migration 008).
 
     Never raises for the source's sake: an unreachable search endpoint is reported as "not checked"
     (the data is still the best we have, so the publish goes on either way)."""
     try:
-        result = reconcile(s, agencies, con=con)
+        result = reconcile(s, agencies, con=con, groups=touched.groups_of(con, run_ids))
     except AwardwatchError as exc:
         verdict = f"not checked: {exc}"
         found = {"run_id": None, "ok": None, "summary": f"reconcile: {verdict}", "rows": []}
@@ -330,7 +365,7 @@ def status(s: Settings, *, now: datetime | None = None, http: Http | None = None
         states = {(r["source"], r["scope"]): r for r in sql.source_state(c)}
         chunks = sql.unfinished_chunks(c)
         applied = sql.archive_files_loaded(c)
-        rec_run, rec_at, mismatches = sql.latest_mismatches(c)
+        _, _, mismatches = sql.latest_mismatches(c)
     problems: list[Problem] = []
     lines = []
     watched = sorted(expected | {k for k, v in states.items() if v["watermark"] is not None})
@@ -379,7 +414,7 @@ def status(s: Settings, *, now: datetime | None = None, http: Http | None = None
         row = Row(m["agency_code"], m["agency_name"], m["fiscal_year"], m["warehouse_obligations"], m["usaspending_obligations"],
                   m["warehouse_transactions"], m["usaspending_transactions"])
         after = " after a repair (upstream disagrees with its own files)" if m["phase"] == "recheck" else ""
-        problems.append(Problem("reconciliation", m["agency_code"], f"reconciliation {rec_run} ({rec_at:%Y-%m-%d %H:%M}){after}: {row.describe()}",
+        problems.append(Problem("reconciliation", m["agency_code"], f"reconciliation {m['run_id']} ({m['checked_at']:%Y-%m-%d %H:%M}){after}: {row.describe()}",
                                 {k: m[k] for k in ("agency_code", "fiscal_year", "obligations_difference", "transactions_difference")}))
     return Status(now, lines, problems)
 

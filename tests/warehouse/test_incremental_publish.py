@@ -250,3 +250,117 @@ def test_an_older_manifest_without_fingerprints_gets_a_full_publish(tmp_path, wa
     second = publish(warehouse, str(url))
     assert second.published and second.carried == [] and set(second.written) == paths(second.manifest)
     assert not publish(warehouse, str(url)).published
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fingerprints of the touched fiscal years only (issue 16, point 1): warehouse/touched.py, migration 008
+# ---------------------------------------------------------------------------------------------------------
+
+SMALL = {"awards", "recipients", "brand_mentions", "company_agency_fiscal_year"}
+
+
+@pytest.fixture
+def fingerprinted(monkeypatch) -> list[tuple[str, set | None]]:
+    """(table, partition values asked, None: every one) of each fingerprint query a publish made."""
+    seen = []
+    original = snapshots.fingerprints
+
+    def spy(con, table, column, values=None):
+        seen.append((table, None if values is None else set(values)))
+        return original(con, table, column, values)
+
+    monkeypatch.setattr(snapshots, "fingerprints", spy)
+    return seen
+
+
+def full_fingerprints(warehouse: Path) -> dict[str, str]:
+    """Every file's fingerprint, computed from every row (what a full publish writes)."""
+    con = db.connect(warehouse)
+    try:
+        return {p.path: p.fingerprint for p in snapshots.parts(con)}
+    finally:
+        con.close()
+
+
+def nightly(tmp_path: Path, warehouse: Path, url: str, name: str, rows: list[dict]):
+    """A job: one load (run and settle), then the publish of its run."""
+    job = ingest([write_csv(tmp_path / name, rows)], warehouse=warehouse)
+    return publish(warehouse, url, run_ids=[job.run_id])
+
+
+def test_a_nightly_touching_one_fiscal_year_fingerprints_only_that_year(tmp_path, warehouse, fingerprinted):
+    url = str(tmp_path / "snaps")
+    load(tmp_path, warehouse, "a.csv", base_rows())
+    publish(warehouse, url)
+    assert ("transactions", None) in fingerprinted  # the first publish: every partition
+    fingerprinted.clear()
+    second = nightly(tmp_path, warehouse, url, "b.csv", [row(piid="HSCETC15C90001", amount="5.00", action_date="2018-04-02")])
+    assert [v for t, v in fingerprinted if t == "transactions"] == [{2018}]
+    assert {t for t, v in fingerprinted if v is None} == SMALL  # one file each: fingerprinted whole
+    assert {p for p in second.written if p.startswith("transactions/")} == {TX.format(2018)}
+    assert {TX.format(2016), TX.format(2017)} <= set(second.carried)
+    assert {path: f["fingerprint"] for path, f in entries(second.manifest).items()} == full_fingerprints(warehouse)
+    fingerprinted.clear()
+    third = nightly(tmp_path, warehouse, url, "b.csv", [row(piid="HSCETC15C90001", amount="5.00", action_date="2018-04-02")])
+    assert not third.published and [v for t, v in fingerprinted if t == "transactions"] == [set()]  # loaded again: nothing
+
+
+def anonymous_parent(piid: str, action_date: str, **parent) -> dict:
+    return row(piid=piid, action_date=action_date, **({"recipient_name": "ACME WIDGETS LLC", "recipient_uei": "ACMEWID00001",
+                                                       "recipient_duns": "", "recipient_parent_name": ""} | parent))
+
+
+@pytest.mark.parametrize("change", ["new row", "correction into another year", "parent learned"])
+def test_an_incremental_publish_equals_a_full_one(tmp_path, warehouse, fingerprinted, change):
+    """Same files, fingerprints, rows and checksums as a publish that fingerprints and exports everything,
+    also when a load moves a row to another year or changes the parent company of older rows."""
+    url = str(tmp_path / "snaps")
+    acme = [anonymous_parent("ACMEW16C0001", "2016-03-01"), anonymous_parent("ACMEW17C0001", "2017-03-01")]
+    load(tmp_path, warehouse, "a.csv", base_rows() + acme)
+    publish(warehouse, url)
+    fingerprinted.clear()
+    nightly_rows, touched_years = {
+        "new row": ([row(piid="HSCETC15C90001", action_date="2018-04-02")], {2018}),
+        # HSCETC15C00001 was FY2017 (2017-02-15)
+        "correction into another year": ([row(piid="HSCETC15C00001", amount="10.00", action_date="2018-02-15",
+                                              last_modified_date="2019-01-01 00:00:00")], {2017, 2018}),
+        # a FY2018 action teaches ACME its parent: its FY2016 and FY2017 rows follow
+        "parent learned": ([anonymous_parent("ACMEW18C0001", "2018-03-01", recipient_parent_uei="BIGPAR000001",
+                                             recipient_parent_name="BIG PARENT HOLDINGS INC")], {2016, 2017, 2018}),
+    }[change]
+    second = nightly(tmp_path, warehouse, url, "b.csv", nightly_rows)
+    assert [v for t, v in fingerprinted if t == "transactions"] == [touched_years]
+    assert {p for p in second.written if p.startswith("transactions/")} == {TX.format(y) for y in touched_years}
+    if change == "parent learned":
+        assert query_warehouse(warehouse, "SELECT DISTINCT parent_company FROM transactions WHERE recipient_uei = 'ACMEWID00001'")[1] == [
+            ("BIG PARENT HOLDINGS",)]
+    con = db.connect(warehouse)
+    try:
+        full = snapshots.publish(con, open_store(str(tmp_path / "full")), workdir=tmp_path / "staging", incremental=False)
+    finally:
+        con.close()
+    assert full.carried == []
+    keys = ("path", "rows", "bytes", "sha256", "fingerprint")
+    assert [[f[k] for k in keys] for f in entries(second.manifest).values()] == [[f[k] for k in keys] for f in entries(full.manifest).values()]
+    same_as_warehouse(url, warehouse)
+
+
+@pytest.mark.parametrize("why", ["a run without a record", "another warehouse's snapshot"])
+def test_without_a_sure_record_every_partition_is_fingerprinted(tmp_path, warehouse, fingerprinted, why):
+    url = str(tmp_path / "snaps")
+    load(tmp_path, warehouse, "a.csv", base_rows())
+    publish(warehouse, url)
+    if why == "another warehouse's snapshot":  # the store's current snapshot is not one this warehouse published
+        other = tmp_path / "other" / "awardwatch.duckdb"
+        load(tmp_path, other, "o.csv", base_rows()[:10])
+        assert publish(other, url).published
+    job = ingest([write_csv(tmp_path / "b.csv", [row(piid="HSCETC15C90001", action_date="2018-04-02")])], warehouse=warehouse)
+    if why == "a run without a record":  # as a run from before migration 008
+        con = db.connect(warehouse)
+        con.execute("UPDATE runs SET touched = NULL WHERE run_id = ?", [job.run_id])
+        con.close()
+    fingerprinted.clear()
+    second = publish(warehouse, url, run_ids=[job.run_id])
+    assert ("transactions", None) in fingerprinted
+    assert {path: f["fingerprint"] for path, f in entries(second.manifest).items()} == full_fingerprints(warehouse)
+    same_as_warehouse(url, warehouse)

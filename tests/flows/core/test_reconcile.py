@@ -128,3 +128,81 @@ def test_repair_heals_a_row_modified_upstream_and_reports_a_difference_that_stay
 
     problems = [p for p in status(s, online=False).problems if p.kind == "reconciliation"]
     assert len(problems) == 1 and "7014" in problems[0].message and "after a repair" in problems[0].message
+
+
+def _search_years(api) -> list[tuple[str, tuple[str, ...]]]:
+    """(agency, start dates) of each search request, in order."""
+    return [(b["filters"]["agencies"][0]["name"], tuple(p["start_date"] for p in b["filters"]["time_period"]))
+            for m, p, b in api.requests if p.startswith("/api/v2/search/")]
+
+
+def test_the_nightly_check_covers_exactly_the_groups_its_runs_touched_and_the_command_all(env, tmp_path, sql_at):
+    """Issue 16.1: after a job, only the (sub-agency, fiscal year) groups of the rows its runs inserted, updated
+    or deleted (before and after) are compared; `awardwatch reconcile` still compares every year of every agency."""
+    from awardwatch.flows.core.reconcile import after_load
+    from awardwatch.warehouse import db
+
+    s, api = env
+    moved = next(r for r in api.transactions if r["award_id_piid"] == "70CMSD18C0002")
+    moved.update(action_date="2018-11-01", last_modified_date="2019-01-01 00:00:00")  # ICE FY2018 -> FY2019, upstream too
+    job = ingest([write_csv(tmp_path / "correction.csv", [moved])], warehouse=s.warehouse)
+    api.requests.clear()
+    con = db.connect(s.warehouse)
+    try:
+        checked = after_load(con, s, ["ICE", "CBP"], [job.run_id])
+    finally:
+        con.close()
+    assert [(r["agency_code"], r["fiscal_year"]) for r in checked["rows"]] == [("7012", 2018), ("7012", 2019)]
+    assert checked["verdict"] == "match"
+    assert {name for name, _ in _search_years(api)} == {ICE}  # CBP untouched: not asked
+    assert all(set(years) <= {"2017-10-01", "2018-10-01"} for _, years in _search_years(api))
+    assert sql_at(s.warehouse, "SELECT DISTINCT scope FROM reconciliations WHERE run_id = ?", checked["run_id"]) == [("touched",)]
+    assert sql_at(s.warehouse, "SELECT reconciliation FROM runs WHERE run_id = ?", job.run_id) == [("match",)]
+    api.requests.clear()
+    everything = reconcile(s)  # the command: every year of every agency
+    assert set(cells(everything)) == {("7012", 2018), ("7012", 2019), ("7014", 2018)} and everything.ok
+    assert {name for name, _ in _search_years(api)} == {ICE, CBP}
+
+
+def test_a_job_that_loaded_nothing_checks_nothing_and_a_run_without_a_record_checks_all(env, sql_at):
+    from awardwatch.flows.core.reconcile import after_load
+    from awardwatch.warehouse import db
+
+    s, api = env
+    con = db.connect(s.warehouse)
+    try:
+        assert after_load(con, s, ["ICE", "CBP"], [])["rows"] == []
+        (run_id,) = con.execute("SELECT run_id FROM runs").fetchone()
+        con.execute("UPDATE runs SET touched = NULL")  # as a run from before migration 008
+        checked = after_load(con, s, ["ICE", "CBP"], [run_id])
+    finally:
+        con.close()
+    assert {(r["agency_code"], r["fiscal_year"]) for r in checked["rows"]} == {("7012", 2018), ("7012", 2019), ("7014", 2018)}
+
+
+def test_a_mismatch_outside_what_a_nightly_checked_stays_reported(env, tmp_path, sql_at):
+    """Status and the manifest take each cell's latest word: a nightly that checks ICE FY2019 does not hide the CBP
+    FY2018 difference the last full reconciliation found."""
+    from awardwatch.flows.core.reconcile import after_load, status
+    from awardwatch.warehouse import db
+    from awardwatch.warehouse import reconcile as sql
+
+    s, api = env
+    api.search_plants.append(Plant(CBP, 2018, transactions=1))
+    assert not reconcile(s).ok
+    added = row("70CMSD19C0009", amount="1.00", action_date="2019-01-15")
+    api.transactions.append(added)
+    job = ingest([write_csv(tmp_path / "new.csv", [added])], warehouse=s.warehouse)
+    con = db.connect(s.warehouse)
+    try:
+        checked = after_load(con, s, ["ICE", "CBP"], [job.run_id])
+        assert [(r["agency_code"], r["fiscal_year"], r["status"]) for r in checked["rows"]] == [("7012", 2019, "match")]
+        section = sql.manifest_section(con)
+    finally:
+        con.close()
+    assert section["run_id"] == checked["run_id"] and section["ok"] is False
+    assert [(r["agency_code"], r["fiscal_year"], r["status"]) for r in section["rows"]] == [
+        ("7012", 2018, "match"), ("7012", 2019, "match"), ("7014", 2018, "mismatch")]
+    assert [r["run_id"] == checked["run_id"] for r in section["rows"]] == [False, True, False]
+    problems = [p for p in status(s, online=False).problems if p.kind == "reconciliation"]
+    assert len(problems) == 1 and "7014" in problems[0].message
