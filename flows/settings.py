@@ -34,7 +34,7 @@ called (child processes set them). tests/flows/test_settings.py checks this tabl
 | AWARDWATCH_ALLOW_EMPTY | false | true or false | accept a download with 0 rows where the scope's previous window had rows (a quiet agency); by default that fails the window, since an agency name that stopped matching upstream also gives 0 rows |
 | AWARDWATCH_SAMPLE_ROWS | 3000 | whole number >= 0 | rows per window of the generated `sample` feed (offline: the demo, the benchmark, trying a backfill) |
 | AWARDWATCH_SAMPLE_SEED | 2018 | a whole number | seed of the `sample` feed; a window's rows are the same for the same seed |
-| AWARDWATCH_STAGING_URL | staged/ beside the warehouse | a folder | where a backfill stages its chunks (Parquet) ahead of the merge; with Dask workers on other machines, a folder they all reach (NFS, a cluster's scratch) |
+| AWARDWATCH_STAGING_URL | staged/ beside the warehouse | a folder or s3://bucket/prefix | where a backfill stages its chunks (Parquet) ahead of the merge; with Dask workers on other machines, a folder they all reach (NFS, a cluster's scratch) or an S3 prefix (each worker uploads its chunks there, the writer downloads each before merging it and then deletes it; endpoint and credentials as for snapshots) |
 | AWARDWATCH_DASK_ADDRESS | (unset) | a Dask scheduler address | a backfill runs its map stage (fetch, read, validate, transform) on that Dask cluster (`tcp://host:8786`) |
 | AWARDWATCH_DASK_WORKERS | (unset) | whole number >= 1 | a backfill starts a local Dask cluster of this many worker processes for its map stage |
 | AWARDWATCH_DEBUG | (unset) | any value | the CLI prints the traceback of an unexpected error instead of one line |
@@ -76,6 +76,15 @@ def _http_url(text: str) -> str:
 
 
 Url = Annotated[str, AfterValidator(_http_url)]
+
+
+def _folder_or_s3(text: str) -> str:
+    if "://" in text and not (text.startswith("s3://") and text[5:].split("/", 1)[0]):
+        raise PydanticCustomError("accepts", "a folder or s3://bucket/prefix")
+    return text
+
+
+FolderOrS3 = Annotated[str, AfterValidator(_folder_or_s3)]
 
 
 class _Variables(BaseSettings):
@@ -146,7 +155,7 @@ class Settings(_Variables):
     allow_empty: bool = Field(False, validation_alias="AWARDWATCH_ALLOW_EMPTY")
     sample_rows: int = Field(3000, ge=0, validation_alias="AWARDWATCH_SAMPLE_ROWS")
     sample_seed: int = Field(2018, validation_alias="AWARDWATCH_SAMPLE_SEED")
-    staging_url: Path | None = Field(None, validation_alias="AWARDWATCH_STAGING_URL")
+    staging_url: FolderOrS3 | None = Field(None, validation_alias="AWARDWATCH_STAGING_URL")
     dask_address: str | None = Field(None, validation_alias="AWARDWATCH_DASK_ADDRESS")
     dask_workers: int | None = Field(None, ge=1, validation_alias="AWARDWATCH_DASK_WORKERS")
 
@@ -176,9 +185,9 @@ class Settings(_Variables):
         return self.warehouse.parent / "staging"
 
     @property
-    def chunk_staging(self) -> Path:
-        """Where backfill chunks are staged ahead of their merge: a folder every Dask worker can reach."""
-        return self.staging_url or self.warehouse.parent / "staged"
+    def chunk_staging(self) -> str:
+        """Where backfill chunks are staged ahead of their merge: a folder every Dask worker can reach, or an s3:// URL."""
+        return self.staging_url or str(self.warehouse.parent / "staged")
 
     def but(self, **changes) -> Settings:
         """A copy with the given fields changed; None values are ignored (unset CLI flags).

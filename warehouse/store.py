@@ -27,6 +27,7 @@ class Store(Protocol):
     def put_bytes(self, key: str, data: bytes) -> None: ...
     def copy(self, source: str, key: str) -> None: ...
     def get_bytes(self, key: str) -> bytes | None: ...
+    def get_file(self, key: str, path: Path) -> None: ...
     def digest(self, key: str) -> tuple[int, str] | None: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete(self, keys: list[str]) -> None: ...
@@ -122,6 +123,14 @@ class LocalStore:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def get_file(self, key: str, path: Path) -> None:
+        """Copies a stored file to ``path`` (its folder is created)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copyfile(self._path(key), path)
+        except FileNotFoundError:
+            raise StoreError(f"cannot read {self.url}/{key}: it is not there") from None
 
     def digest(self, key: str) -> tuple[int, str] | None:
         """Size and SHA-256 of a stored file, streamed (None if absent)."""
@@ -229,6 +238,14 @@ class S3Store:
             return None
         except Exception as exc:
             raise self._fail("read of", key, exc) from None
+
+    def get_file(self, key: str, path: Path) -> None:
+        """Downloads an object to ``path`` (its folder is created), in parts over ``multipart_mb``, not through memory."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(path), Config=self._transfer())
+        except Exception as exc:
+            raise self._fail("download of", key, exc) from None
 
     def digest(self, key: str) -> tuple[int, str] | None:
         """Size and SHA-256 of a stored object, streamed in 1 MiB chunks (None if absent)."""

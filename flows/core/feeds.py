@@ -18,6 +18,7 @@ default it runs in place. Publishing is the caller's next step (``flows.core.pub
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from awardwatch.schemas.errors import AwardwatchError
 from awardwatch.warehouse import feeds, runs
 from awardwatch.warehouse import reconcile as checks
 from awardwatch.warehouse.runs import Counts, as_dict
+from awardwatch.warehouse.store import Store, open_store
 
 Lander = Callable[[Settings, str, Scope, Window, Path, str], object]  # -> Landed, or a future of one (.result())
 Stager = Callable[[Settings, str, Scope, Window, Path], object]  # -> Chunk, or a future of one
@@ -97,7 +99,19 @@ def land_now(s: Settings, name: str, scope: Scope, window: Window, into: Path, m
 def stage_now(s: Settings, name: str, scope: Scope, window: Window, into: Path, worker: str = "") -> Chunk:
     """The map stage of a backfill chunk, in this process (the default ``Stager``; the flows run it as a task,
     on a Dask worker when there is a cluster): land the window, then read, validate and transform its files
-    into staged Parquet under ``into`` (a folder the writer can reach). The landed raw files are removed."""
+    into staged Parquet under ``into`` (a folder the writer can reach). The landed raw files are removed.
+    With an s3:// staging URL, ``into`` is the chunk's key there: the chunk is staged in a temporary folder
+    of this machine, then uploaded (a failed upload fails the chunk)."""
+    store = staging_store(s)
+    if store is None:
+        return _stage_in(s, name, scope, window, into, worker)
+    with tempfile.TemporaryDirectory(prefix="awardwatch-chunk-") as here:
+        chunk = _stage_in(s, name, scope, window, Path(here), worker)
+        chunk.staged = chunk.staged.upload(store, Path(here), into.as_posix())
+    return chunk
+
+
+def _stage_in(s: Settings, name: str, scope: Scope, window: Window, into: Path, worker: str) -> Chunk:
     landed = feed(name, s).land(scope, window, into / "landed", BACKFILL)
     staged = ingest.stage(landed.paths, into / "staged", source=name, batch_rows=s.batch_rows,
                           max_rejected_share=s.max_rejected_share, worker=worker)
@@ -106,6 +120,11 @@ def stage_now(s: Settings, name: str, scope: Scope, window: Window, into: Path, 
         path.unlink(missing_ok=True)
     shutil.rmtree(into / "landed", ignore_errors=True)
     return Chunk(landed, staged)
+
+
+def staging_store(s: Settings) -> Store | None:
+    """The object store a backfill stages its chunks in (an s3:// AWARDWATCH_STAGING_URL), or None: a folder."""
+    return open_store(s.chunk_staging) if s.chunk_staging.startswith("s3://") else None
 
 
 def run_feeds(con, s: Settings, mode: str, names: list[str], agencies: list[str] | None = None, *, start: date | None = None,
@@ -174,7 +193,8 @@ def _backfill(con, s: Settings, f: Feed, scope: Scope, job: Job, stage: Stager, 
     todo = [w for w in chunks if w.start not in finished]
     if todo:  # `awardwatch status` names a planned chunk that never finished
         checks.plan_chunks(con, backfill, f.name, scope.name, [(w.start, w.end) for w in todo], runs.now())
-    into = s.chunk_staging / f"backfill-{backfill}"
+    store, key = staging_store(s), f"backfill-{backfill}"
+    into = (s.warehouse.parent / "staged" if store else Path(s.chunk_staging)) / key  # with a store: the writer's downloads
     pending: deque = deque()
     moved = None
     files: list[str] = []
@@ -186,28 +206,33 @@ def _backfill(con, s: Settings, f: Feed, scope: Scope, job: Job, stage: Stager, 
         progress.on_stage(f"staging {f.name} {scope.name} {window}")
         try:
             chunk = _result(future)
-        except AwardwatchError as exc:  # the map stage failed: the chunk's run says why, the chunk stays planned
+            staged = chunk.staged.download(store, into.parent) if chunk.staged.store else chunk.staged
+        except AwardwatchError as exc:  # the map stage (or its download) failed: the chunk's run says why, it stays planned
             ingest.failed(con, "backfill", {"source": f.name, "scope": scope.name, **params}, exc)
             raise
         progress.on_stage(f"loading {f.name} {scope.name} {window}")
         f.check(con, scope, window, chunk.landed, BACKFILL)
         files.extend(chunk.landed.labels)
-        result = _load(con, s, f, scope, [], "backfill", params, progress, staged=chunk.staged)
+        result = _load(con, s, f, scope, [], "backfill", params, progress, staged=staged)
         job.results.append(result)
         feeds.chunk_done(con, backfill, f.name, scope.name, window.start, window.end, result.run_id, result.counts.read,
                          worker=chunk.staged.worker)
         if chunk.landed.watermark:
             feeds.set_watermark(con, f.name, scope.name, datetime.combine(chunk.landed.watermark, time()), result.run_id)
             moved = max(moved or chunk.landed.watermark, chunk.landed.watermark)
+        if chunk.staged.store:
+            store.delete([p.as_posix() for p in chunk.staged.paths()])
         shutil.rmtree(into / str(window.start), ignore_errors=True)
 
     for window in todo:  # up to backfill_concurrency chunks are staged ahead (in threads, or on Dask workers)
-        pending.append((window, stage(s, f.name, scope, window, into / str(window.start))))
+        pending.append((window, stage(s, f.name, scope, window, (Path(key) if store else into) / str(window.start))))
         if len(pending) >= max(1, s.backfill_concurrency):
             load_next()
     while pending:
         load_next()
     shutil.rmtree(into, ignore_errors=True)
+    if store:  # what earlier attempts of this backfill left (a chunk staged, then never merged)
+        store.delete(store.list(f"{key}/"))
     return FeedRun(f.name, scope.name, [str(w) for w in todo], None, moved.isoformat() if moved else None,
                    [str(w) for w in chunks if w.start in finished], files)
 
