@@ -25,26 +25,34 @@ FIELDS = "fields"
 _PARTS = 4  # a line with more than 3 NUL bytes is cut at the 4th (its row is quarantined for the NUL anyway)
 
 
-def field_counts(path: Path, width: int) -> tuple[pl.DataFrame, int]:
+def field_counts(path: Path, width: int, *, nul_free: bool = False) -> tuple[pl.DataFrame, int]:
     """The data rows of a CSV whose number of fields is not ``width`` (columns ``source_row``, ``fields``),
     and the number of data rows. One streaming pass over the file's lines, vectorised: a line continues
     the row before it when the quotes before it are unbalanced (a quoted value spans lines), and the
     commas of a row are those outside quoted values. (The CSV reader pads a short row with nulls and keeps
-    only the first surplus field, so neither a short row nor a surplus empty field shows in what it reads.)"""
-    parts = [f"part{i}" for i in range(_PARTS)]  # the line, split at NUL bytes (a byte CSV text never needs)
+    only the first surplus field, so neither a short row nor a surplus empty field shows in what it reads.)
+    ``nul_free``: the file holds no NUL byte (``files.has_suspect_bytes``), so a line is read whole, as one value."""
+    parts = [f"part{i}" for i in range(1 if nul_free else _PARTS)]  # the line, split at NUL bytes (a byte CSV text never needs)
     # an empty part between two NULs reads as null: it is "" when a later part is there
     kept = [pl.when(pl.any_horizontal(pl.col(q).is_not_null() for q in parts[i:])).then(pl.col(p).fill_null(""))
             for i, p in enumerate(parts)]
-    whole = pl.concat_str(kept, separator="\x00", ignore_nulls=True)
-    line = whole.fill_null("")
-    quotes = line.str.count_matches('"', literal=True)
-    inside = (quotes.cum_sum() - quotes) % 2 == 1  # the line starts within a quoted value
-    text = pl.when(inside).then(pl.lit('"') + line).otherwise(line)
-    unquoted = pl.when(quotes > 0).then(text.str.replace_all(r'"[^"]*("|$)', "")).otherwise(line)
+    whole = pl.col(parts[0]) if nul_free else pl.concat_str(kept, separator="\x00", ignore_nulls=True)
     lines = pl.scan_csv(path, has_header=False, separator="\x00", quote_char=None, schema=dict.fromkeys(parts, pl.String),
                         truncate_ragged_lines=True, encoding="utf8-lossy", missing_columns="insert")
+    line, quotes, inside = pl.col("line"), pl.col("quotes"), pl.col("inside")
+    numbered = (
+        lines.select(whole.fill_null("").alias("line"))
+        .with_columns(line.str.count_matches('"', literal=True).alias("quotes"))
+        .with_columns(((quotes.cum_sum() - quotes) % 2 == 1).alias("inside"))  # the line starts within a quoted value
+        .with_columns((~inside).cum_sum().alias(ROW))
+    )
+    # the commas outside quoted values; only lines with a quote need the quoted parts taken out
+    plain = numbered.filter((quotes == 0) & ~inside).select(ROW, line.str.count_matches(",", literal=True).alias("commas"))
+    text = pl.when(inside).then(pl.lit('"') + line).otherwise(line)
+    unquoted = pl.when(quotes > 0).then(text.str.replace_all(r'"[^"]*("|$)', "")).otherwise(line)
+    quoted = numbered.filter((quotes > 0) | inside).select(ROW, unquoted.str.count_matches(",", literal=True).alias("commas"))
     per_row = (
-        lines.select(unquoted.str.count_matches(",", literal=True).alias("commas"), (~inside).cum_sum().alias(ROW))
+        pl.concat([plain, quoted])
         .group_by(ROW).agg((pl.col("commas").sum() + 1).alias(FIELDS))
         .select((pl.col(ROW).cast(pl.Int64) - 1).alias(ROW), FIELDS)  # the header is row 0
         .collect(engine="streaming")

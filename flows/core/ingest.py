@@ -9,10 +9,14 @@ the warehouse in one transaction. Prefect flows and the CLI both call ``ingest``
 
 from __future__ import annotations
 
+import queue
 import shutil
+import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field, fields, replace
 from itertools import count
 from pathlib import Path
 
@@ -20,13 +24,15 @@ import polars as pl
 
 from awardwatch.flows.core import failpoints
 from awardwatch.flows.core.progress import Progress, Stages
-from awardwatch.flows.sources.files import Skipped, SourceFile, display, has_suspect_bytes, is_not_utf8, land, parse_error, read_header, scan
+from awardwatch.flows.sources.files import (Skipped, SourceFile, display, has_suspect_bytes, is_not_utf8, land, parse_error,
+                                            read_batches, read_header)
 from awardwatch.schemas.errors import AwardwatchError, InputError
 from awardwatch.schemas.layouts import Layout, detect
 from awardwatch.schemas.validate import field_counts
 from awardwatch.transforms.batch import reason_kinds, split_batch, split_deletions
-from awardwatch.warehouse import companies, db, invariants, load, runs
+from awardwatch.warehouse import companies, db, invariants, load, runs, touched
 from awardwatch.warehouse.runs import Counts
+from awardwatch.warehouse.store import Store
 
 
 class InvariantError(AwardwatchError):
@@ -80,6 +86,44 @@ class Staged:
     skipped: list[Skipped]
     stages: Stages
     worker: str = ""  # where it was staged (a Dask worker's address), for the chunk's record
+    store: str = ""  # the object store holding its files, whose paths are then keys there ('' : local paths)
+
+    def paths(self) -> list[Path]:
+        """Every file it holds (staged rows, quarantine, deletions); relative ones are keys in ``store``."""
+        return [p for _, f, _, _ in self.files for v in _path_lists(f).values() for p in v]
+
+    def upload(self, store: Store, root: Path, key: str) -> Staged:
+        """A copy whose files are in ``store``: each ``root/<path>`` uploaded as ``key/<path>``. A failed
+        upload raises (a ``StoreError``) after removing what it had uploaded."""
+        done: list[str] = []
+        try:
+            with self.stages.timing("upload"):
+                for path in self.paths():
+                    done.append(f"{key}/{path.relative_to(root).as_posix()}")
+                    store.put_file(done[-1], path)
+        except BaseException:
+            with suppress(Exception):
+                store.delete(done)
+            raise
+        return self._moved(lambda p: Path(key) / p.relative_to(root), store.url)
+
+    def download(self, store: Store, root: Path) -> Staged:
+        """A copy whose files are local again: each key downloaded to ``root/<key>``."""
+        with self.stages.timing("download"):
+            for key in self.paths():
+                store.get_file(key.as_posix(), root / key)
+        return self._moved(lambda p: root / p, "")
+
+    def _moved(self, where, store: str) -> Staged:
+        files = [(name, replace(f, **{k: [where(p) for p in v] for k, v in _path_lists(f).items()}), layout, seconds)
+                 for name, f, layout, seconds in self.files]
+        return replace(self, files=files, store=store)
+
+
+def _path_lists(f: load.StagedFile) -> dict[str, list[Path]]:
+    """The fields of a staged file that list its Parquet files (staged rows, quarantine, deletions)."""
+    found = {k.name: getattr(f, k.name) for k in fields(f)}
+    return {k: v for k, v in found.items() if isinstance(v, list) and v and all(isinstance(p, Path) for p in v)}
 
 
 def stage(paths: list[Path], into: Path, *, source: str, batch_rows: int = 25_000, max_rejected_share: float = 0.05,
@@ -124,6 +168,8 @@ def run(
     skipped: list[Skipped] = []
     stages = Stages()
 
+    writing: list[load.Early] = []  # the file staged here had its rows written meanwhile, in this open transaction
+
     def staged_here():
         with stages.timing("land"):
             files = land(paths, staging / "landed", skipped=skipped)
@@ -134,8 +180,14 @@ def run(
                 failpoints.hit("between-files")
             t0 = time.perf_counter()
             progress.on_file(f.name, f.path.stat().st_size)
-            got, layout = stage_file(f, staging / f"{i:04d}", source, batch_rows, max_rejected_share, progress, stages)
-            yield f.name, got, layout, time.perf_counter() - t0
+            got, layout, early = _stage_writing(con, run.run_id, f, staging / f"{i:04d}", source, batch_rows, max_rejected_share,
+                                                progress, stages)
+            writing.append(early)
+            try:
+                yield f.name, got, layout, time.perf_counter() - t0
+            finally:  # load_file took the transaction over, or the run failed before: roll it back
+                writing.clear()
+                early.close()
 
     def staged_before():
         done = staged if isinstance(staged, Staged) else staged.result()
@@ -152,7 +204,7 @@ def run(
             t0 = time.perf_counter()
             with stages.timing("load"):
                 counts = load.load_file(con, run.run_id, got, seconds + time.perf_counter() - t0,
-                                        before_commit=lambda: failpoints.hit("before-commit"))
+                                        before_commit=lambda: failpoints.hit("before-commit"), early=next(iter(writing), None))
             run.counts += counts
             results.append(FileResult(name, layout.name, counts, seconds + time.perf_counter() - t0, list(layout.extra)))
             progress.on_loaded(results[-1])
@@ -192,6 +244,7 @@ def settle(con, results: list[RunResult], progress: Progress | None = None) -> d
         return {}
     (progress or Progress()).on_stage("resolving companies and refreshing the marts")
     t0 = time.perf_counter()
+    touched.record_pending(con, [r.run_id for r in results])  # what they touched, before refresh empties the pending tables
     with db.transaction(con):
         shares = companies.refresh(con)
     t1 = time.perf_counter()
@@ -215,24 +268,79 @@ class _NotUtf8(Exception):
     """A strict read met bytes that are not UTF-8: read the file again, lossily, checking every value."""
 
 
+class _Stopped(Exception):
+    """The writing side of ``_stage_writing`` failed: staging stops."""
+
+
+def _stage_writing(con, run_id: str, f: SourceFile, out: Path, source: str, batch_rows: int, max_rejected_share: float,
+                   progress: Progress, stages: Stages) -> tuple[load.StagedFile, Layout, load.Early]:
+    """``stage_file`` in a thread while this one writes each staged batch's rows into the warehouse
+    (``load.Early``, in the file's transaction, left open for ``load.load_file``): polars and DuckDB both
+    release the GIL, so DuckDB's writing overlaps the polars work of the next batches. Progress callbacks
+    run on this thread. (Staged file, layout, the ``Early``, inactive when it does not apply.)"""
+    early = load.Early(con, run_id, source, f.name)
+    if not early.active:
+        return (*stage_file(f, out, source, batch_rows, max_rejected_share, progress, stages), early)
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    stop, outcome = threading.Event(), {}
+
+    def staged(path: Path | None) -> None:
+        if stop.is_set():
+            raise _Stopped
+        events.put(("batch", path))
+
+    def produce() -> None:
+        try:
+            outcome["staged"] = stage_file(f, out, source, batch_rows, max_rejected_share,
+                                           Progress(on_rows=lambda rows, nbytes: events.put(("rows", rows, nbytes))), stages,
+                                           on_staged=staged)
+        except BaseException as exc:  # noqa: BLE001 - raised again on this thread
+            outcome["error"] = exc
+        finally:
+            events.put(None)
+
+    worker = threading.Thread(target=produce, name=f"stage {f.name}", daemon=True)
+    worker.start()
+    try:
+        while (event := events.get()) is not None:
+            if event[0] == "rows":
+                progress.on_rows(*event[1:])
+            else:
+                with stages.timing("load"):
+                    early.add(event[1])
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return (*outcome["staged"], early)
+    except BaseException:
+        stop.set()  # the staging thread stops at its next batch
+        worker.join()
+        early.close()
+        raise
+
+
 def stage_file(
-    f: SourceFile, out: Path, source: str, batch_rows: int, max_rejected_share: float, progress: Progress, stages: Stages
+    f: SourceFile, out: Path, source: str, batch_rows: int, max_rejected_share: float, progress: Progress, stages: Stages,
+    on_staged: Callable[[Path | None], None] = lambda path: None,
 ) -> tuple[load.StagedFile, Layout]:
     """Reads, validates and transforms one CSV into staged Parquet files.
 
     A file without NUL bytes and without U+FFFD (one byte search) is read as strict UTF-8 and
     its values are not searched for those; if the strict read meets bytes that are not
-    UTF-8, the file is read again lossily, with every value checked."""
+    UTF-8, the file is read again lossily, with every value checked. ``on_staged``: called with
+    each staged file of valid rows once written, and with ``None`` when those so far are void
+    (the file is read again)."""
     layout = check_layout(f, read_header(f))
     with stages.timing("read"):
         suspect = has_suspect_bytes(f.path)
-        widths, rows = field_counts(f.path, len(layout.columns))
+        widths, rows = field_counts(f.path, len(layout.columns), nul_free=not suspect)
     try:
-        staged, rejected, reasons = _stage(f, out, layout, source, batch_rows, lossy=suspect, progress=progress, stages=stages,
-                                           widths=widths)
+        staged, rejected, reasons = _stage(f, out, layout, source, batch_rows, rows, lossy=suspect, progress=progress,
+                                           stages=stages, widths=widths, on_staged=on_staged)
     except _NotUtf8:
-        staged, rejected, reasons = _stage(f, out, layout, source, batch_rows, lossy=True, progress=progress, stages=stages,
-                                           widths=widths)
+        on_staged(None)
+        staged, rejected, reasons = _stage(f, out, layout, source, batch_rows, rows, lossy=True, progress=progress,
+                                           stages=stages, widths=widths, on_staged=on_staged)
     if staged.read != rows:  # the field counts belong to other rows: nothing can be trusted
         raise InputError(f"{f.name}: read {staged.read:,} rows but the file's quoting gives {rows:,}; nothing from this "
                          "file was loaded; check its quotes (a value holding a quote is quoted, the quote written \"\")")
@@ -246,15 +354,16 @@ def stage_file(
     return staged, layout
 
 
-def _stage(f: SourceFile, out: Path, layout: Layout, source: str, batch_rows: int, *, lossy: bool, progress: Progress,
-           stages: Stages, widths: pl.DataFrame | None = None) -> tuple[load.StagedFile, int, Counter[str]]:
-    """One pass over the file: (staged files, rows rejected, reasons by kind)."""
+def _stage(f: SourceFile, out: Path, layout: Layout, source: str, batch_rows: int, rows: int, *, lossy: bool,
+           progress: Progress, stages: Stages, widths: pl.DataFrame | None = None,
+           on_staged: Callable[[Path], None] = lambda path: None) -> tuple[load.StagedFile, int, Counter[str]]:
+    """One pass over the file (of ``rows`` data rows): (staged files, rows rejected, reasons by kind)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     staged = load.StagedFile(source, f.name, staged=[], quarantined=[], read=0, layout=layout.name, extra_columns=list(layout.extra))
     reasons: Counter[str] = Counter()
     rejected = 0
-    batches = scan(f, list(layout.columns), lossy=lossy).collect_batches(chunk_size=batch_rows)
+    batches = read_batches(f, list(layout.columns), batch_rows, rows, lossy=lossy)
     for i in count():
         try:
             with stages.timing("read"):
@@ -278,6 +387,7 @@ def _stage(f: SourceFile, out: Path, layout: Layout, source: str, batch_rows: in
             with stages.timing("stage"):
                 good.write_parquet(path, compression="uncompressed", statistics=False)
             staged.staged.append(path)
+            on_staged(path)
         if bad.height:
             path = out / f"quarantine_{i:05d}.parquet"
             bad.write_parquet(path)

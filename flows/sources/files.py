@@ -3,7 +3,7 @@
 ``land`` turns the paths a user gives into the CSV files to read, extracting
 ZIP members (bulk downloads split at 1,000,000 rows per CSV; nested ZIPs too) into a
 staging folder with guards against unsafe archives, and lists what it did not read. ``read_header`` and ``scan`` read a
-CSV as text, streaming, with every row numbered.
+CSV as text, streaming, with every row numbered; ``read_batches`` reads it as text in batches of rows, one at a time.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import stat
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -246,6 +247,48 @@ def scan(f: SourceFile, header: list[str], *, lossy: bool = True) -> pl.LazyFram
         row_index_offset=1,
         quote_char='"',
     )
+
+
+def read_batches(f: SourceFile, header: list[str], batch_rows: int, rows: int, *, lossy: bool = True) -> Iterator[pl.DataFrame]:
+    """The data rows of ``scan`` in batches of about ``batch_rows`` rows (the file holds ``rows``), each batch
+    read on its own from its bytes, so that memory holds one batch (a streaming scan reads ahead of its
+    consumer: about 1 GB of a wide file). A batch is a run of whole rows (``_whole_rows``); rows are numbered
+    on from the batches before it."""
+    with open(f.path, "rb") as fh:
+        _whole_rows(fh, 0)  # the header
+        start, size = fh.tell(), os.fstat(fh.fileno()).st_size
+        step = max(1, (size - start) * batch_rows // max(rows, 1))
+        read = 0
+        while chunk := _whole_rows(fh, step):
+            batch = pl.scan_csv(
+                io.BytesIO(chunk),
+                has_header=False,
+                schema={name: pl.String for name in header} | {OVERFLOW: pl.String},
+                missing_columns="insert",
+                truncate_ragged_lines=True,
+                encoding="utf8-lossy" if lossy else "utf8",
+                row_index_name=ROW,
+                row_index_offset=1 + read,
+                quote_char='"',
+            ).collect()
+            read += batch.height
+            yield batch
+
+
+def _whole_rows(fh, size: int) -> bytes:
+    """From the start of a row: ``size`` bytes, then the rest of the row they end in. A row ends at a line break
+    with an even number of quotes before it, as ``schemas.validate.field_counts`` counts rows (a file whose
+    quoting the CSV reader sees otherwise is refused: its rows and those counts differ)."""
+    data = fh.read(size)
+    parity, rest = data.count(b'"') % 2, []
+    if not parity and data.endswith(b"\n"):  # the bytes end where a row does
+        return data
+    while line := fh.readline():  # the line the bytes end in, then more while a quoted value is open
+        rest.append(line)
+        parity = (parity + line.count(b'"')) % 2
+        if not parity:
+            break
+    return data + b"".join(rest)
 
 
 _WELL_QUOTED = re.compile(rb'(?:[^",\r\n]*|"(?:[^"]|"")*")(?:,(?:[^",\r\n]*|"(?:[^"]|"")*"))*\r?\n?')
