@@ -21,6 +21,8 @@ import duckdb
 from awardwatch.schemas.errors import WarehouseError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+SPILL = "duckdb-spill"  # DuckDB's spill folder, under staging/ beside the warehouse
+
 # DuckDB's memory cap; work beyond it spills to staging/duckdb-spill. Every step of a run
 # (loads, company resolution, awards, publish) was measured to fit at 4M rows under it.
 MEMORY_LIMIT = "1GB"
@@ -80,7 +82,7 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None, 
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     config = {"preserve_insertion_order": "false", "memory_limit": memory_limit,
-              "temp_directory": str(path.parent / "staging" / "duckdb-spill")}
+              "temp_directory": str(path.parent / "staging" / SPILL)}
     if threads:
         config["threads"] = str(threads)
     deadline = time.monotonic() + wait

@@ -102,7 +102,10 @@ def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, second
         before_commit()
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.TransactionException:  # a failed COMMIT has ended the transaction already
+            pass
         raise
     finally:
         if early:

@@ -162,7 +162,9 @@ def run(
     run = runs.start(con, command, parameters or {"paths": [display(p) for p in paths]})
     db.claim(warehouse, run.run_id, command)
     staging_root = Path(warehouse).parent / "staging"
-    shutil.rmtree(staging_root, ignore_errors=True)  # left by a run that was killed: we hold the warehouse now
+    for left in staging_root.glob("*"):  # left by a run that was killed: we hold the warehouse now
+        if left.name != db.SPILL:  # the job's connection may be spilling there (its folder must stay)
+            shutil.rmtree(left, ignore_errors=True)
     staging = staging_root / run.run_id
     results: list[FileResult] = []
     skipped: list[Skipped] = []
