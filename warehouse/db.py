@@ -79,8 +79,8 @@ def connect(path: Path, *, read_only: bool = False, threads: int | None = None, 
     if read_only and not path.exists():
         raise WarehouseError(f"no warehouse at {path}; run `awardwatch ingest` or `awardwatch demo` first")
     check_file(path)
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if not read_only:  # DuckDB creates its spill folder when it first spills, but not the folder above it
+        (path.parent / "staging").mkdir(parents=True, exist_ok=True)
     config = {"preserve_insertion_order": "false", "memory_limit": memory_limit,
               "temp_directory": str(path.parent / "staging" / SPILL)}
     if threads:

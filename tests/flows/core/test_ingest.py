@@ -164,32 +164,36 @@ def test_per_fiscal_year_sums_match_an_independent_sum(tmp_path, warehouse, sql)
     assert got == dict(expected)
 
 
+def spill(con) -> None:
+    """A sort that has to spill into the connection's spill folder (``staging/duckdb-spill``)."""
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    con.execute("SET memory_limit = '128MB'")
+    con.execute("CREATE OR REPLACE TEMP TABLE big AS SELECT i, repeat('x', 200) || i AS s FROM range(1500000) t(i) ORDER BY s DESC")
+    con.execute(f"DROP TABLE big; SET memory_limit = '{limit}'")
+
+
 def test_a_run_leaves_the_connections_spill_folder_and_a_spilling_commit_succeeds(tmp_path, warehouse, sql):
-    """A job's runs share one connection, whose DuckDB spill folder is ``staging/duckdb-spill``: a run's clean-up of
-    what killed runs left under ``staging/`` must keep it, or the next commit that spills fails (found by the bench's
-    Dask merge: 'Failed to create directory .../duckdb-spill')."""
+    """A job's runs share one connection, whose DuckDB spill folder is ``staging/duckdb-spill``: it must be creatable
+    from the start (DuckDB does not create the folder above it), and a run's clean-up of what killed runs left under
+    ``staging/`` must keep it (found by the bench's Dask merge: 'Failed to create directory .../duckdb-spill')."""
     import duckdb
 
     from awardwatch.flows.core import ingest as core
     from awardwatch.warehouse import db
 
-    warehouse.parent.mkdir(parents=True)
     stale = warehouse.parent / "staging" / "run-killed-earlier"
-    stale.mkdir(parents=True)
     con = db.connect(warehouse)
     try:
+        spill(con)  # a fresh warehouse: nothing has made staging/ yet but connect
+        stale.mkdir(parents=True)
         for name in ("a", "b"):
             path = write_csv(tmp_path / f"{name}.csv", [row(piid=f"{name.upper()}{i:04d}") for i in range(50)])
             core.run(con, [path], warehouse=warehouse)
             assert not stale.exists()
-            limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-            con.execute("SET memory_limit = '128MB'")  # so that this sort has to spill
-            con.execute("CREATE OR REPLACE TEMP TABLE big AS SELECT i, repeat('x', 200) || i AS s FROM range(1500000) t(i) "
-                        "ORDER BY s DESC")  # spills into staging/duckdb-spill
-            con.execute(f"DROP TABLE big; SET memory_limit = '{limit}'")
+            spill(con)
             assert (warehouse.parent / "staging" / db.SPILL).is_dir()
     except duckdb.Error as exc:
-        pytest.fail(f"the connection could not spill after a run: {exc}")
+        pytest.fail(f"the connection could not spill: {exc}")
     finally:
         con.close()
     assert sql("SELECT count(*) FROM transactions") == [(100,)]
