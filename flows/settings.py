@@ -62,7 +62,11 @@ from awardwatch.schemas.errors import AwardwatchError
 
 from awardwatch.flows.sources import FEEDS  # the feed registry: names only, no feed is imported
 FLAGS = {"keep_snapshots": "--keep", "max_rejected_share": "--max-rejected", "backfill_concurrency": "--concurrency"}
-PREFECT_DEFAULTS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # no telemetry error lines offline
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry error lines offline
+    # a first temporary server on a fresh PREFECT_HOME runs its migrations first: 20-45 s on 2 cores, over Prefect's 20 s
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
 
 
 class SettingsError(AwardwatchError):
