@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 
 from awardwatch.schemas.names import AWARD_KEY, KEY
-from awardwatch.warehouse import runs
+from awardwatch.warehouse import db, runs
 from awardwatch.warehouse.runs import Counts
 
 LINEAGE = ("source", "source_file", "run_id", "loaded_at")
@@ -100,7 +100,8 @@ def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, second
         )
         runs.add_counts(con, run_id, counts)
         before_commit()
-        con.execute("COMMIT")
+        with db.no_vacuum(con):
+            con.execute("COMMIT")
     except BaseException:
         try:
             con.execute("ROLLBACK")
@@ -227,17 +228,27 @@ def _write_rows(con: duckdb.DuckDBPyConnection, staged: list[Path], lineage: lis
         where = "" if all_new else f" SEMI JOIN plan p ON p.k = s.{KEY} AND p.source_row = s.source_row AND p.action = 'insert'"
         con.execute(f"INSERT INTO transactions BY NAME {with_lineage}{where}", lineage)
     if counts.updated:
-        staged = {d[0] for d in con.execute(f"SELECT * FROM ({with_lineage}) LIMIT 0", lineage).description}
-        columns = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE transactions)").fetchall() if c != KEY and c in staged]
-        sets = ", ".join(f'"{c}" = u."{c}"' for c in columns)
-        con.execute(
-            f"""
-            UPDATE transactions SET {sets}
-            FROM ({with_lineage} SEMI JOIN plan p ON p.k = s.{KEY} AND p.source_row = s.source_row AND p.action = 'update') u
-            WHERE transactions.{KEY} = u.{KEY}
-            """,
-            lineage,
-        )
+        _replace(con, with_lineage, lineage)
+
+
+def _replace(con: duckdb.DuckDBPyConnection, with_lineage: str, lineage: list) -> None:
+    """The planned updates, as a delete of the stored version and an insert of the new one (which keeps the
+    stored values of the columns the staged rows lack, such as the resolved parent company). Not an
+    ``UPDATE``: DuckDB's checkpoint rewrites every updated column of each row group an update touches, and
+    a run's corrections touch row groups all over the warehouse, so that cost grew with the warehouse
+    (measured: a 10,000-row chunk with 98 corrections onto 119k rows, 4.9 s of its 6.6 s in the COMMIT);
+    a delete only marks rows, and the inserts are appended."""
+    staged = {d[0] for d in con.execute(f"SELECT * FROM ({with_lineage}) LIMIT 0", lineage).description}
+    kept = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE transactions)").fetchall() if c not in staged]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE replaced AS SELECT {', '.join([KEY] + kept)} FROM transactions "
+                f"WHERE {KEY} IN (SELECT k FROM plan WHERE action = 'update')")
+    con.execute(f"DELETE FROM transactions WHERE {KEY} IN (SELECT k FROM plan WHERE action = 'update')")
+    carried = "".join(f', r."{c}"' for c in kept)
+    con.execute(
+        f"INSERT INTO transactions BY NAME SELECT u.*{carried} FROM ({with_lineage} SEMI JOIN plan p "
+        f"ON p.k = s.{KEY} AND p.source_row = s.source_row AND p.action = 'update') u JOIN replaced r ON r.{KEY} = u.{KEY}",
+        lineage,
+    )
 
 
 def _delete(con: duckdb.DuckDBPyConnection, f: StagedFile, run_id: str, at) -> int:
