@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -48,6 +48,15 @@ class StagedFile:
     deletions: list[Path] = field(default_factory=list)  # Parquet: keys to delete (key, source_row, last_modified_date)
     layout: str = ""
     extra_columns: list[str] = field(default_factory=list)
+
+    def paths(self) -> list[Path]:
+        """Every Parquet file it lists: staged rows, quarantine, deletions."""
+        return [*self.staged, *self.quarantined, *self.deletions]
+
+    def moved(self, where: Callable[[Path], Path]) -> StagedFile:
+        """A copy listing ``where(path)`` for each of its files (they were uploaded or downloaded)."""
+        return replace(self, staged=[where(p) for p in self.staged], quarantined=[where(p) for p in self.quarantined],
+                       deletions=[where(p) for p in self.deletions])
 
 
 def _files(paths: list[Path]) -> str:

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from itertools import count
 from pathlib import Path
 
@@ -90,7 +90,7 @@ class Staged:
 
     def paths(self) -> list[Path]:
         """Every file it holds (staged rows, quarantine, deletions); relative ones are keys in ``store``."""
-        return [p for _, f, _, _ in self.files for v in _path_lists(f).values() for p in v]
+        return [p for _, f, _, _ in self.files for p in f.paths()]
 
     def upload(self, store: Store, root: Path, key: str) -> Staged:
         """A copy whose files are in ``store``: each ``root/<path>`` uploaded as ``key/<path>``. A failed
@@ -115,15 +115,9 @@ class Staged:
         return self._moved(lambda p: root / p, "")
 
     def _moved(self, where, store: str) -> Staged:
-        files = [(name, replace(f, **{k: [where(p) for p in v] for k, v in _path_lists(f).items()}), layout, seconds)
+        files = [(name, f.moved(where), layout, seconds)
                  for name, f, layout, seconds in self.files]
         return replace(self, files=files, store=store)
-
-
-def _path_lists(f: load.StagedFile) -> dict[str, list[Path]]:
-    """The fields of a staged file that list its Parquet files (staged rows, quarantine, deletions)."""
-    found = {k.name: getattr(f, k.name) for k in fields(f)}
-    return {k: v for k, v in found.items() if isinstance(v, list) and v and all(isinstance(p, Path) for p in v)}
 
 
 def stage(paths: list[Path], into: Path, *, source: str, batch_rows: int = 25_000, max_rejected_share: float = 0.05,
