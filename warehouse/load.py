@@ -95,7 +95,7 @@ def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, second
         if f.deletions:
             counts.deleted = _delete(con, f, run_id, loaded_at)
         if con.execute("SELECT count(*) FROM touched").fetchone()[0]:
-            refresh_awards(con, "touched")
+            refresh_awards(con, "touched", _written(con, f) if counts.inserted or counts.updated else None)
             con.execute("INSERT INTO pending_awards SELECT DISTINCT t.award_key, ? FROM touched t "
                         "ANTI JOIN pending_awards p ON p.award_key = t.award_key", [run_id])
         if f.quarantined:
@@ -121,6 +121,16 @@ def load_file(con: duckdb.DuckDBPyConnection, run_id: str, f: StagedFile, second
         if early:
             early.active = False  # its transaction is over
     return counts
+
+
+def _written(con: duckdb.DuckDBPyConnection, f: StagedFile) -> str | None:
+    """The staged rows the plan wrote (inserts and updates), as a relation, when they carry every field
+    ``awards`` takes from a latest transaction (a staged file of an older layout may not)."""
+    columns = {c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE SELECT * FROM read_parquet({_files(f.staged[:1])}))").fetchall()}
+    if not {c.split(" AS ")[0] for c in LATEST} <= columns:
+        return None
+    return (f"(SELECT s.* FROM read_parquet({_files(f.staged)}) s SEMI JOIN plan p ON p.k = s.{KEY} "
+            f"AND p.source_row = s.source_row AND p.action IN ('insert', 'update'))")
 
 
 def _classify(con: duckdb.DuckDBPyConnection, staged: list[Path], stored: str) -> dict[str, int]:
@@ -343,27 +353,42 @@ LATEST = (
 # modification number, then key) and the totals, all small aggregate states; then the latest
 # transaction's fields by a join. (Carrying the fields through the aggregate holds every award's
 # strings in memory at once, which does not fit a memory cap at millions of awards.)
-AWARDS_SQL = f"""
-WITH per_award AS (
-    SELECT {AWARD_KEY},
-           arg_max({KEY}, (action_date, coalesce(last_modified_date, TIMESTAMP '0001-01-01'), modification_number, {KEY})) AS latest_key,
-           coalesce(sum(federal_action_obligation), 0) AS total_obligated_amount,
-           count(*) AS number_of_transactions,
-           min(action_date) AS award_base_action_date,
-           max(action_date) AS award_latest_action_date,
-           min(fiscal_year) AS fiscal_year,
-           max(last_modified_date) AS last_modified_date
-    FROM transactions WHERE {AWARD_KEY} IN (SELECT award_key FROM {{keys}})
-    GROUP BY {AWARD_KEY}
-)
-SELECT p.{AWARD_KEY}, {", ".join("t." + c for c in LATEST)},
-       p.total_obligated_amount, p.number_of_transactions, p.award_base_action_date, p.award_latest_action_date,
-       p.fiscal_year, p.last_modified_date
-FROM per_award p JOIN transactions t ON t.{KEY} = p.latest_key
+PER_AWARD_SQL = f"""
+CREATE OR REPLACE TEMP TABLE per_award AS
+SELECT {AWARD_KEY},
+       arg_max({KEY}, (action_date, coalesce(last_modified_date, TIMESTAMP '0001-01-01'), modification_number, {KEY})) AS latest_key,
+       coalesce(sum(federal_action_obligation), 0) AS total_obligated_amount,
+       count(*) AS number_of_transactions,
+       min(action_date) AS award_base_action_date,
+       max(action_date) AS award_latest_action_date,
+       min(fiscal_year) AS fiscal_year,
+       max(last_modified_date) AS last_modified_date
+FROM transactions WHERE {AWARD_KEY} IN (SELECT award_key FROM {{keys}})
+GROUP BY {AWARD_KEY}
 """
+LATEST_FROM = f"SELECT {KEY}, {', '.join(LATEST)} FROM {{rows}} WHERE {KEY} IN (SELECT latest_key FROM per_award{{lacking}})"
+LACKING = f" ANTI JOIN latest l ON l.{KEY} = per_award.latest_key"
 
 
-def refresh_awards(con: duckdb.DuckDBPyConnection, keys_table: str) -> None:
-    """Rebuilds the ``awards`` rows of the award keys listed in ``keys_table`` (column ``award_key``)."""
+def refresh_awards(con: duckdb.DuckDBPyConnection, keys_table: str, written: str | None = None) -> None:
+    """Rebuilds the ``awards`` rows of the award keys listed in ``keys_table`` (column ``award_key``).
+    ``written``: a relation of the rows just written (a key once each, ``transactions``' columns), from which
+    the latest transactions' fields are taken where it holds them. The stored rows are then read only for
+    the awards whose latest transaction it lacks, and not at all when it has them all, as for a backfill
+    chunk whose awards end in it: fetching 35 columns of a few rows scans them over the whole table
+    (DuckDB reads every vector's columns for a join), a cost that grew with the warehouse."""
+    con.execute(PER_AWARD_SQL.format(keys=keys_table))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE latest AS {LATEST_FROM.format(rows=written or 'transactions', lacking='')}")
+    if written and con.execute(f"SELECT count(*) FROM per_award{LACKING}").fetchone()[0]:
+        con.execute(f"INSERT INTO latest {LATEST_FROM.format(rows='transactions', lacking=LACKING)}")
+    names = [c.split(" AS ")[-1] for c in LATEST]
     con.execute(f"DELETE FROM awards WHERE {AWARD_KEY} IN (SELECT award_key FROM {keys_table})")
-    con.execute(f"INSERT INTO awards BY NAME {AWARDS_SQL.format(keys=keys_table)}")
+    con.execute(
+        f"""
+        INSERT INTO awards BY NAME
+        SELECT p.{AWARD_KEY}, {", ".join("l." + c for c in names)},
+               p.total_obligated_amount, p.number_of_transactions, p.award_base_action_date, p.award_latest_action_date,
+               p.fiscal_year, p.last_modified_date
+        FROM per_award p JOIN latest l ON l.{KEY} = p.latest_key
+        """
+    )

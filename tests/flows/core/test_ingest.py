@@ -121,6 +121,39 @@ def test_a_corrected_row_replaces_the_old_one(tmp_path, warehouse, sql):
     assert sql("SELECT total_obligated_amount, number_of_transactions FROM awards") == [(Decimal("1550.00"), 2)]
 
 
+def test_a_correction_is_one_row_that_keeps_its_resolved_company_and_the_other_columns(tmp_path, warehouse, sql):
+    """A correction replaces the stored row by a delete and an insert (warehouse/load.py ``_replace``): one row per
+    key after it, the staged values in, and the columns the staged rows lack (the resolved parent company) kept."""
+    rows = [row(piid=f"HSCETC15C{i:05d}", recipient_name="PALANTIR USG INC") for i in range(30)]
+    load([write_csv(tmp_path / "a.csv", rows)], warehouse)
+    before = sql("SELECT contract_transaction_unique_key, parent_company, parent_company_method FROM transactions ORDER BY 1")
+    fixed = [row(piid=f"HSCETC15C{i:05d}", recipient_name="PALANTIR USG INC", amount="7.00",
+                 last_modified_date="2018-05-01 09:00:00") for i in range(0, 30, 3)]
+    result = load([write_csv(tmp_path / "b.csv", fixed)], warehouse)
+    assert (result.counts.updated, result.counts.inserted) == (10, 0)
+    assert sql("SELECT count(*), count(DISTINCT contract_transaction_unique_key), sum(federal_action_obligation) FROM transactions") == [
+        (30, 30, Decimal("1000.00") * 20 + Decimal("7.00") * 10)]
+    assert sql("SELECT contract_transaction_unique_key, parent_company, parent_company_method FROM transactions ORDER BY 1") == before
+    assert sql("SELECT count(*) FROM transactions WHERE source_file = ?", str(tmp_path / "b.csv")) == [(10,)]
+
+
+def test_a_file_commits_without_merging_row_groups_and_restores_the_vacuum_setting(tmp_path):
+    """warehouse/db.py ``no_vacuum``: the setting is 0 only during the COMMIT, and back afterwards, failed or not."""
+    import duckdb
+
+    from awardwatch.warehouse import db
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    seen = []
+    con.execute("CREATE TABLE t (x INT)")
+    with db.no_vacuum(con):
+        seen.append(con.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0])
+    with pytest.raises(RuntimeError), db.no_vacuum(con):
+        raise RuntimeError("boom")
+    assert seen == [0]
+    assert con.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0] == 100
+
+
 def test_an_older_version_does_not_replace_a_newer_one(tmp_path, warehouse, sql):
     load([write_csv(tmp_path / "new.csv", [row(amount="1500.00", last_modified_date="2018-05-01 09:00:00")])], warehouse)
     result = load([write_csv(tmp_path / "old.csv", [row(amount="1000.00")])], warehouse)
