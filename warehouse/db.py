@@ -126,19 +126,24 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 
 @contextmanager
-def no_vacuum(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def setting(con: duckdb.DuckDBPyConnection, name: str, value: int) -> Iterator[None]:
+    """DuckDB's integer setting ``name`` at ``value`` meanwhile, then back to what it was (failed or not)."""
+    before = con.execute("SELECT current_setting(?)", [name]).fetchone()[0]
+    con.execute(f"SET {name} = {int(value)}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET {name} = {int(before)}")
+
+
+def no_vacuum(con: duckdb.DuckDBPyConnection):
     """A checkpoint meanwhile (a large COMMIT triggers one) writes what changed without merging row groups.
     DuckDB's vacuum merges a changed row group with its neighbours when together they fit in fewer, so the
     commit of each small append rewrote the table's trailing partial row groups (up to 122,880 rows of 300
     columns, measured 6.5 s, against 0.5 s without: the last chunk of a 12-chunk backfill cost 2-5x the
     first). A file's load commits this way; the merging happens at the job's later checkpoints (and on
     close), once, over what the job touched."""
-    tasks = con.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0]
-    con.execute("SET max_vacuum_tasks = 0")
-    try:
-        yield
-    finally:
-        con.execute(f"SET max_vacuum_tasks = {int(tasks)}")
+    return setting(con, "max_vacuum_tasks", 0)
 
 
 def check_file(path: Path) -> None:

@@ -22,8 +22,7 @@ while the file is still being staged (``Early``), in that same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -213,18 +212,12 @@ def _plan(con: duckdb.DuckDBPyConnection, staged: list[Path], stored: str = "tra
     )
 
 
-@contextmanager
-def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def one_thread(con: duckdb.DuckDBPyConnection):
     """DuckDB on one thread meanwhile. Writing rows into ``transactions`` costs about half the CPU on one
     thread than on two (measured: 193k rows of 300 columns, 11 CPU s against 22 under the 1 GB memory
     limit, where two threads' row groups in the making spill), and is not slower; it leaves the other
     core to the polars work beside it."""
-    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
-    con.execute("SET threads = 1")
-    try:
-        yield
-    finally:
-        con.execute(f"SET threads = {int(threads)}")
+    return db.setting(con, "threads", 1)
 
 
 def _write(con: duckdb.DuckDBPyConnection, staged: list[Path], lineage: list, counts: Counts, *, all_new: bool) -> None:

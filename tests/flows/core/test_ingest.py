@@ -137,8 +137,32 @@ def test_a_correction_is_one_row_that_keeps_its_resolved_company_and_the_other_c
     assert sql("SELECT count(*) FROM transactions WHERE source_file = ?", str(tmp_path / "b.csv")) == [(10,)]
 
 
-def test_a_file_commits_without_merging_row_groups_and_restores_the_vacuum_setting(tmp_path):
-    """warehouse/db.py ``no_vacuum``: the setting is 0 only during the COMMIT, and back afterwards, failed or not."""
+def test_a_correction_carries_the_resolved_company_before_any_refresh(tmp_path, warehouse):
+    """The delete and insert of a correction (``load._replace``) carry the columns the staged rows lack: the
+    corrected rows hold their resolved parent company straight after the load, before companies.refresh."""
+    from awardwatch.flows.core import ingest as core
+    from awardwatch.warehouse import db
+
+    rows = [row(piid=f"HSCETC15C{i:05d}", recipient_name="PALANTIR USG INC") for i in range(6)]
+    load([write_csv(tmp_path / "a.csv", rows)], warehouse)
+    fixed = [row(piid=f"HSCETC15C{i:05d}", recipient_name="PALANTIR USG INC", amount="7.00",
+                 last_modified_date="2018-05-01 09:00:00") for i in range(0, 6, 2)]
+    con = db.connect(warehouse)
+    try:
+        before = con.execute("SELECT contract_transaction_unique_key, parent_company, parent_company_method "
+                             "FROM transactions ORDER BY 1").fetchall()
+        result = core.run(con, [write_csv(tmp_path / "b.csv", fixed)], warehouse=warehouse)  # no settle: no refresh
+        assert result.counts.updated == 3
+        after = con.execute("SELECT contract_transaction_unique_key, parent_company, parent_company_method "
+                            "FROM transactions ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    assert all(company for _, company, _ in before)
+    assert after == before
+
+
+def test_no_vacuum_sets_no_vacuum_tasks_meanwhile_and_restores_the_setting(tmp_path):
+    """warehouse/db.py ``no_vacuum`` (a file's COMMIT runs in it): 0 vacuum tasks meanwhile, and back afterwards, failed or not."""
     import duckdb
 
     from awardwatch.warehouse import db
